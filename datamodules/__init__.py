@@ -1,0 +1,8 @@
+"""Data: audio I/O, the AudioLDM log-mel, synthetic genres and the genre-labelled LightningDataModule.
+
+Knows no model (../shared/DESIGN.md section 1).
+"""
+
+from datamodules.features import log_mel_spectrogram, normalize_waveform
+
+__all__ = ["log_mel_spectrogram", "normalize_waveform"]
