@@ -3,6 +3,7 @@
 Knows no model (../shared/DESIGN.md section 1).
 """
 
+from datamodules.datamodule import GenreAudioDataModule
 from datamodules.features import log_mel_spectrogram, normalize_waveform
 
-__all__ = ["log_mel_spectrogram", "normalize_waveform"]
+__all__ = ["GenreAudioDataModule", "log_mel_spectrogram", "normalize_waveform"]

@@ -1,0 +1,5 @@
+"""The model side: AudioLDM loading, LoRA injection, the sampler and the LightningModule."""
+
+from lightning_modules.module import AudioLDMLoRA
+
+__all__ = ["AudioLDMLoRA"]

@@ -1,0 +1,1 @@
+"""One module per command-line tool, each exposing ``main(argv) -> int``."""

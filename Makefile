@@ -1,0 +1,42 @@
+# audioldm-lora: `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch and torchaudio must be a matching pair (a torchaudio that fails to load breaks `import diffusers`).
+# These are the pair that installs on the reference machines (DESIGN.md section 5); override for your CUDA/CPU build.
+TORCH_SPEC ?= torch==2.14.1 torchaudio==2.11.0
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+venv: $(STAMP) ## Create .venv and install the project with its test dependencies
+
+test: venv ## Run the whole test suite (what CI runs)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: venv ## Run the tests not marked slow
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+demo: venv ## Offline demo: build the tiny model and synthetic genres, fine-tune a LoRA, write adapters and samples
+	$(BIN)/lightning fit --config configs/tiny.yaml
+	$(BIN)/lightning predict --config configs/tiny.yaml --ckpt_path "$$(ls -td runs/tiny/tiny/version_*/checkpoints/last.ckpt | head -n 1)"
+
+bench: venv ## Run the benchmarks (results go to docs/benchmarks.md)
+	$(BIN)/python benchmarks/run_all.py
+
+clean: ## Remove run outputs and caches (keeps .venv)
+	rm -rf runs lightning_logs .cache wandb .pytest_cache
+
+.PHONY: help venv test test-fast demo bench clean

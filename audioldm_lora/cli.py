@@ -1,0 +1,63 @@
+"""The command line: LightningCLI for fit/validate/test/predict, plus the project's tools.
+
+``audioldm-lora``, ``lightning`` and ``python -m audioldm_lora`` are the same entry point (DESIGN.md section 5:
+lightning 2.5.1+ installs no ``lightning`` command, and lightning-sdk also claims ``bin/lightning``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from lightning import LightningDataModule, LightningModule
+from lightning.pytorch.cli import LightningCLI
+
+from callbacks.adapter_export import AdapterExport
+
+# Tool name -> module exposing ``main(argv: list[str]) -> int``; imported only when called (keeps start-up fast).
+TOOLS: dict[str, str] = {
+    "build-tiny": "audioldm_lora.commands.build_tiny",
+    "synth-data": "audioldm_lora.commands.synth_data",
+    "evaluate": "audioldm_lora.commands.evaluate",
+    "mos": "audioldm_lora.commands.mos",
+}
+
+DESCRIPTION = (
+    "LoRA fine-tuning of AudioLDM. Subcommands fit, validate, test, predict take a config "
+    "(e.g. `fit --config configs/genre.yaml`). Tools: " + ", ".join(sorted(TOOLS)) + " (`audioldm-lora TOOL --help`)."
+)
+
+
+class AudioLDMLoRACLI(LightningCLI):
+    """LightningCLI with adapter export always present (``--adapter_export.every_n_steps``)."""
+
+    def add_arguments_to_parser(self, parser) -> None:  # type: ignore[no-untyped-def]
+        parser.add_lightning_class_args(AdapterExport, "adapter_export")
+
+
+def build_cli(args: list[str] | None = None, run: bool = True) -> AudioLDMLoRACLI:
+    """The LightningCLI over any LightningModule/DataModule subclass (``class_path`` in the config).
+
+    ``args=None`` reads ``sys.argv``; a list is for calls from Python (tests, notebooks).
+    """
+    return AudioLDMLoRACLI(
+        LightningModule,
+        LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        parser_kwargs={"parser_mode": "omegaconf", "description": DESCRIPTION},
+        save_config_kwargs={"overwrite": True},
+        auto_configure_optimizers=False,
+        args=args,
+        run=run,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run a tool or the LightningCLI; returns the process exit code."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args and args[0] in TOOLS:
+        return int(importlib.import_module(TOOLS[args[0]]).main(args[1:]) or 0)
+    # LightningCLI reads sys.argv itself; an explicit list is only for calls from Python.
+    build_cli(None if argv is None else args)
+    return 0

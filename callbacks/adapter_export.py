@@ -1,0 +1,65 @@
+"""Writes the LoRA adapter every N optimizer steps and at the end of training, from rank zero only.
+
+Files: ``<run dir>/adapters/<step-N|final>/pytorch_lora_weights.safetensors`` (diffusers' format, loadable with
+``unet.load_lora_adapter``) and ``adapter_info.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from lightning import Callback, LightningModule, Trainer
+from lightning.pytorch.utilities import rank_zero_info
+
+from callbacks.run_dir import run_directory
+
+log = logging.getLogger(__name__)
+
+
+class AdapterExport(Callback):
+    """Periodic and final adapter export."""
+
+    def __init__(self, every_n_steps: int | None = None, dirname: str = "adapters", save_final: bool = True) -> None:
+        """
+        Args:
+            every_n_steps: write ``step-N`` every N optimizer steps (``None`` or 0: only the final adapter).
+            dirname: sub-folder of the run directory that holds the adapters.
+            save_final: write ``final`` when training ends.
+        """
+        if every_n_steps is not None and every_n_steps < 0:
+            raise ValueError(f"every_n_steps must be >= 0, got {every_n_steps}")
+        self.every_n_steps = every_n_steps
+        self.dirname = dirname
+        self.save_final = save_final
+        self.last_written: Path | None = None
+        self._last_step = -1
+
+    def adapter_root(self, trainer: Trainer) -> Path:
+        return run_directory(trainer) / self.dirname
+
+    def _extra_info(self, trainer: Trainer) -> dict[str, Any]:
+        datamodule = trainer.datamodule
+        extra: dict[str, Any] = {"genres": list(getattr(datamodule, "genres", []) or [])}
+        if datamodule is not None and getattr(datamodule, "hparams", None):
+            extra["data_config"] = dict(datamodule.hparams)
+        return extra
+
+    def _write(self, trainer: Trainer, pl_module: LightningModule, name: str) -> None:
+        if not trainer.is_global_zero:
+            return
+        path = pl_module.save_adapter(self.adapter_root(trainer) / name, trainer.global_step, self._extra_info(trainer))
+        self.last_written = path
+        rank_zero_info(f"Adapter written to {path}")
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any) -> None:
+        step = trainer.global_step
+        # With gradient accumulation several batches end on the same optimizer step: write once per step.
+        if self.every_n_steps and step > 0 and step % self.every_n_steps == 0 and step != self._last_step:
+            self._last_step = step
+            self._write(trainer, pl_module, f"step-{step}")
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.save_final:
+            self._write(trainer, pl_module, "final")

@@ -1,0 +1,53 @@
+"""Writes ``predict`` output as 16 kHz wav files with a JSON sidecar per clip (prompt, seed, settings)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+from lightning import LightningModule, Trainer
+from lightning.pytorch.callbacks import BasePredictionWriter
+
+from callbacks.run_dir import run_directory
+from datamodules.audio import save_audio
+
+
+def slugify(text: str, limit: int = 48) -> str:
+    """A file-name-safe short form of a prompt."""
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:limit] or "prompt"
+
+
+class WaveformWriter(BasePredictionWriter):
+    """Saves each predicted clip as ``<out>/<index>_<prompt>_seed<seed>.wav`` plus ``.json``."""
+
+    def __init__(self, output_dir: str | None = None) -> None:
+        """
+        Args:
+            output_dir: where clips go (default: ``<run dir>/predictions``).
+        """
+        super().__init__(write_interval="batch")
+        self.output_dir = output_dir
+
+    def directory(self, trainer: Trainer) -> Path:
+        return Path(self.output_dir) if self.output_dir else run_directory(trainer) / "predictions"
+
+    def write_on_batch_end(
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        prediction: dict[str, Any],
+        batch_indices: Sequence[int] | None,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        out = self.directory(trainer)
+        indices = list(batch_indices) if batch_indices is not None else list(range(len(prediction["prompt"])))
+        settings = {k: pl_module.hparams[k] for k in ("num_inference_steps", "guidance_scale", "sample_scheduler")}
+        for index, waveform, prompt, seed in zip(indices, prediction["waveform"], prediction["prompt"], prediction["seed"]):
+            stem = f"{index:05d}_{slugify(prompt)}_seed{seed}"
+            save_audio(out / f"{stem}.wav", waveform, prediction["sample_rate"])
+            sidecar = {"prompt": prompt, "seed": seed, "base_model": pl_module.hparams.pretrained_model, **settings}
+            (out / f"{stem}.json").write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")

@@ -1,0 +1,316 @@
+"""AudioLDMLoRA: the LightningModule that fine-tunes a LoRA adapter on a frozen AudioLDM.
+
+VAE, CLAP text encoder and vocoder are frozen (eval mode, no gradients, optionally bf16/fp16); the UNet is frozen
+except for the LoRA weights. The training step is DESIGN.md section 2: L2-normalised CLAP ``text_embeds`` as
+``class_labels``, caption dropout to the empty prompt so that classifier-free guidance is trained, and the epsilon
+or v target that the scheduler config names.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from diffusers import DDPMScheduler
+from diffusers.optimization import get_scheduler
+from lightning import LightningModule
+from lightning.pytorch.utilities import rank_zero_info
+
+from lightning_modules.components import AudioLDMComponents, encode_text, load_components
+from lightning_modules.diffusion_loss import diffusion_target, sample_noise, snr_weights, weighted_mse
+from lightning_modules.lora import LoraInit, add_lora, lora_parameters, save_adapter
+from lightning_modules.sampler import generate, seeded_generators
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+LrSchedule = Literal["constant", "linear", "cosine", "cosine_with_restarts", "polynomial"]
+
+
+class AudioLDMLoRA(LightningModule):
+    """LoRA fine-tuning of AudioLDM's UNet on genre-labelled audio-caption pairs."""
+
+    def __init__(
+        self,
+        pretrained_model: str = "cvssp/audioldm-s-full-v2",
+        revision: str | None = None,
+        build_tiny_if_missing: bool = False,
+        lora_rank: int = 2,
+        lora_alpha: float = 4.0,
+        lora_targets: str | list[str] = "paper",
+        lora_dropout: float = 0.0,
+        lora_init: LoraInit = "gaussian",
+        use_rslora: bool = False,
+        use_dora: bool = False,
+        caption_dropout: float = 0.1,
+        snr_gamma: float | None = None,
+        noise_offset: float = 0.0,
+        learning_rate: float = 1e-4,
+        weight_decay: float = 0.01,
+        adam_betas: tuple[float, float] = (0.9, 0.999),
+        adam_epsilon: float = 1e-8,
+        lr_schedule: LrSchedule = "constant",
+        warmup_steps: int = 0,
+        frozen_dtype: Literal["float32", "bfloat16", "float16"] = "float32",
+        gradient_checkpointing: bool = False,
+        num_inference_steps: int = 50,
+        guidance_scale: float = 2.5,
+        sample_scheduler: str = "ddim",
+        sample_duration: float = 10.24,
+    ) -> None:
+        """
+        Args:
+            pretrained_model: hub id (``cvssp/audioldm-s-full-v2``, the paper's base) or a local diffusers directory.
+            revision: hub revision (branch, tag or commit) of ``pretrained_model``.
+            build_tiny_if_missing: build the offline tiny model into ``pretrained_model`` when that directory is
+                missing (configs/tiny.yaml).
+            lora_rank: LoRA rank r (the paper: 2).
+            lora_alpha: LoRA alpha; the update is scaled by alpha / r (alpha / sqrt(r) with rsLoRA).
+            lora_targets: a preset (``paper``: to_q, to_v; ``attention``; ``attention_proj``; ``all_linear``) or
+                module names.
+            lora_dropout: dropout on the LoRA branch.
+            lora_init: LoRA A init; ``gaussian`` as the paper, ``kaiming`` is peft's default.
+            use_rslora: rank-stabilised scaling alpha / sqrt(r).
+            use_dora: weight-decomposed LoRA (DoRA).
+            caption_dropout: probability of training a sample on the empty prompt (trains classifier-free guidance).
+            snr_gamma: Min-SNR-gamma loss weighting (5.0 is common); ``None`` for the plain mean.
+            noise_offset: offset-noise strength (0 disables).
+            learning_rate: AdamW peak learning rate (the paper: 1e-5 to 1e-4).
+            weight_decay: AdamW weight decay (0.01).
+            adam_betas: AdamW betas.
+            adam_epsilon: AdamW epsilon.
+            lr_schedule: schedule after warm-up, stepped every optimizer step.
+            warmup_steps: linear warm-up steps.
+            frozen_dtype: dtype of the frozen VAE, text encoder and vocoder.
+            gradient_checkpointing: trade compute for memory in the UNet.
+            num_inference_steps: sampler steps for ``predict``.
+            guidance_scale: classifier-free guidance weight for ``predict`` (AudioLDM's default 2.5).
+            sample_scheduler: sampler scheduler name for ``predict`` (ddim, dpmsolver++, euler, ...).
+            sample_duration: seconds of audio generated per prompt in ``predict``.
+        """
+        super().__init__()
+        self.save_hyperparameters()
+        if not 0.0 <= caption_dropout < 1.0:
+            raise ValueError(f"caption_dropout must be in [0, 1), got {caption_dropout}.")
+        if build_tiny_if_missing and not Path(pretrained_model).exists():
+            from lightning_modules.tiny import build_tiny_audioldm
+
+            rank_zero_info(f"Building the tiny offline AudioLDM in {pretrained_model} (first run only).")
+            build_tiny_audioldm(pretrained_model)
+        components = load_components(pretrained_model, revision=revision)
+        self.vae = components.vae
+        self.text_encoder = components.text_encoder
+        self.vocoder = components.vocoder
+        self.tokenizer = components.tokenizer
+        self.unet = components.unet
+        self.scheduler = components.scheduler
+        self.noise_scheduler = DDPMScheduler.from_config(components.scheduler.config)
+        frozen = DTYPES[frozen_dtype]
+        for module in self.frozen_modules():
+            module.requires_grad_(False)
+            if frozen != torch.float32:
+                module.to(dtype=frozen)
+            module.eval()
+        self.lora_config = add_lora(
+            self.unet, lora_rank, lora_alpha, lora_targets, lora_dropout, lora_init, use_rslora, use_dora
+        )
+        if gradient_checkpointing:
+            self.unet.enable_gradient_checkpointing()
+        # Resume checkpoints hold only the trainable state (see on_save_checkpoint), so loading is not strict;
+        # on_load_checkpoint checks that every LoRA weight is present instead.
+        self.strict_loading = False
+        self._empty_embedding: torch.Tensor | None = None
+
+    # ----------------------------------------------------------------------------------------------- structure
+    def frozen_modules(self) -> list[torch.nn.Module]:
+        """The modules that never train."""
+        return [self.vae, self.text_encoder, self.vocoder]
+
+    @property
+    def components(self) -> AudioLDMComponents:
+        """The model as the sampler and the adapter tools see it."""
+        return AudioLDMComponents(
+            vae=self.vae,
+            text_encoder=self.text_encoder,
+            tokenizer=self.tokenizer,
+            unet=self.unet,
+            vocoder=self.vocoder,
+            scheduler=self.scheduler,
+        )
+
+    def train(self, mode: bool = True) -> "AudioLDMLoRA":
+        """Switch the UNet's mode as asked while the frozen parts stay in eval mode (no dropout in CLAP)."""
+        super().train(mode)
+        for module in self.frozen_modules():
+            module.eval()
+        return self
+
+    def trainable_parameter_count(self) -> tuple[int, int]:
+        """(trainable LoRA parameters, all parameters of the model)."""
+        trainable = sum(p.numel() for p in lora_parameters(self.unet))
+        total = sum(p.numel() for p in self.parameters())
+        return trainable, total
+
+    def on_fit_start(self) -> None:
+        trainable, total = self.trainable_parameter_count()
+        rank_zero_info(
+            f"LoRA: {trainable:,} trainable parameters of {total:,} ({100.0 * trainable / total:.4f}%), "
+            f"rank {self.hparams.lora_rank}, alpha {self.hparams.lora_alpha}, targets {self.lora_config.target_modules}"
+        )
+        for logger in self.loggers:
+            logger.log_hyperparams({"lora/trainable_params": trainable, "lora/trainable_fraction": trainable / total})
+
+    # ------------------------------------------------------------------------------------------- conditioning
+    def encode_prompts(self, prompts: list[str]) -> torch.Tensor:
+        """L2-normalised CLAP text embeddings [B, D] on the module's device."""
+        return encode_text(self.text_encoder, self.tokenizer, prompts).to(self.device)
+
+    def empty_prompt_embedding(self) -> torch.Tensor:
+        """The embedding of "" (classifier-free guidance's unconditional input), computed once."""
+        if self._empty_embedding is None or self._empty_embedding.device != self.device:
+            self._empty_embedding = self.encode_prompts([""])[0]
+        return self._empty_embedding
+
+    @torch.no_grad()
+    def encode_mel(self, mel: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Log-mel [B, frames, 64] -> scaled VAE latents [B, C, frames/f, 64/f], sampled from the posterior."""
+        factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
+        if mel.shape[1] % factor:
+            raise ValueError(
+                f"Clips of {mel.shape[1]} mel frames are not a multiple of the VAE factor {factor}; choose a clip "
+                f"duration whose frame count (100 per second) is divisible by {factor}, e.g. 10.24 s or 4.0 s."
+            )
+        posterior = self.vae.encode(mel.unsqueeze(1).to(self.vae.dtype)).latent_dist
+        return posterior.sample(generator=generator).float() * self.vae.config.scaling_factor
+
+    def batch_latents_and_embeddings(
+        self, batch: dict[str, Any], generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Latents and text embeddings of a batch of log-mels and captions."""
+        return self.encode_mel(batch["mel"], generator), self.encode_prompts(list(batch["caption"]))
+
+    # --------------------------------------------------------------------------------------------- objective
+    def diffusion_loss(
+        self,
+        latents: torch.Tensor,
+        text_embeds: torch.Tensor,
+        drop_caption: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """The denoising loss of the LoRA UNet on one batch (DESIGN.md section 2)."""
+        text_embeds = torch.where(drop_caption[:, None], self.empty_prompt_embedding()[None], text_embeds)
+        noise = sample_noise(latents, self.hparams.noise_offset, generator)
+        num_steps = self.noise_scheduler.config.num_train_timesteps
+        timesteps = torch.randint(0, num_steps, (latents.shape[0],), generator=generator, device=latents.device)
+        noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)
+        prediction = self.unet(
+            noisy.to(self.unet.dtype), timesteps, encoder_hidden_states=None, class_labels=text_embeds.to(self.unet.dtype)
+        ).sample
+        target = diffusion_target(self.noise_scheduler, latents, noise, timesteps)
+        weights = None
+        if self.hparams.snr_gamma is not None:
+            weights = snr_weights(self.noise_scheduler, timesteps, self.hparams.snr_gamma)
+        return weighted_mse(prediction, target, weights)
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        latents, text_embeds = self.batch_latents_and_embeddings(batch)
+        drop = torch.rand(latents.shape[0], device=latents.device) < self.hparams.caption_dropout
+        loss = self.diffusion_loss(latents, text_embeds, drop)
+        self.log("train/loss", loss, prog_bar=True, batch_size=latents.shape[0])
+        return loss
+
+    def _fixed_noise_loss(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        """Loss with noise, timesteps and posterior samples fixed by the batch index, comparable across epochs."""
+        generator = torch.Generator(device=self.device).manual_seed(batch_idx)
+        latents, text_embeds = self.batch_latents_and_embeddings(batch, generator)
+        keep = torch.zeros(latents.shape[0], dtype=torch.bool, device=latents.device)
+        return self.diffusion_loss(latents, text_embeds, keep, generator)
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        loss = self._fixed_noise_loss(batch, batch_idx)
+        self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=batch["mel"].shape[0])
+        return loss
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        loss = self._fixed_noise_loss(batch, batch_idx)
+        self.log("test/loss", loss, sync_dist=True, batch_size=batch["mel"].shape[0])
+        return loss
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        """Generate audio for ``batch["prompt"]`` with ``batch["seed"]`` (one generator per clip)."""
+        prompts = list(batch["prompt"])
+        seeds = [int(s) for s in batch["seed"]]
+        waveform = generate(
+            self.components,
+            prompts,
+            duration=self.hparams.sample_duration,
+            num_inference_steps=self.hparams.num_inference_steps,
+            guidance_scale=self.hparams.guidance_scale,
+            generator=seeded_generators(seeds, self.device),
+            scheduler=self.hparams.sample_scheduler,
+        )
+        return {"waveform": waveform.cpu(), "prompt": prompts, "seed": seeds, "sample_rate": self.components.sampling_rate}
+
+    # --------------------------------------------------------------------------------------------- optimizer
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = torch.optim.AdamW(
+            lora_parameters(self.unet),
+            lr=self.hparams.learning_rate,
+            betas=tuple(self.hparams.adam_betas),
+            weight_decay=self.hparams.weight_decay,
+            eps=self.hparams.adam_epsilon,
+        )
+        total_steps = int(self.trainer.estimated_stepping_batches) if self.trainer is not None else 1
+        name = self.hparams.lr_schedule
+        if name == "constant":
+            name = "constant_with_warmup"
+        scheduler = get_scheduler(
+            name, optimizer, num_warmup_steps=self.hparams.warmup_steps, num_training_steps=max(total_steps, 1)
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # ---------------------------------------------------------------------------------------- checkpointing
+    def trainable_state_keys(self) -> set[str]:
+        """state_dict keys of the LoRA weights: the only model state a resume checkpoint needs."""
+        return {name for name, param in self.named_parameters() if param.requires_grad}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Keep only the trainable weights: a resume checkpoint of the real model is megabytes, not gigabytes."""
+        keys = self.trainable_state_keys()
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keys}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        missing = sorted(self.trainable_state_keys() - set(checkpoint.get("state_dict", {})))
+        if missing:
+            raise KeyError(
+                f"The checkpoint lacks {len(missing)} LoRA weight(s) of this model (first: {missing[0]}). It was "
+                "written for another LoRA configuration (rank, targets, DoRA) or another base model; resume with the "
+                "config the checkpoint was trained with."
+            )
+
+    # -------------------------------------------------------------------------------------------- adapters
+    def adapter_info(self, step: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        """What ``adapter_info.json`` records beside the weights."""
+        trainable, _ = self.trainable_parameter_count()
+        info = {
+            "base_model": self.hparams.pretrained_model,
+            "revision": self.hparams.revision,
+            "rank": self.hparams.lora_rank,
+            "alpha": self.hparams.lora_alpha,
+            "target_modules": sorted(self.lora_config.target_modules),
+            "init": self.hparams.lora_init,
+            "use_rslora": self.hparams.use_rslora,
+            "use_dora": self.hparams.use_dora,
+            "dropout": self.hparams.lora_dropout,
+            "trainable_parameters": trainable,
+            "global_step": step,
+            "model_config": dict(self.hparams),
+        }
+        info.update(extra or {})
+        return info
+
+    def save_adapter(self, directory: str | Path, step: int, extra: dict[str, Any] | None = None) -> Path:
+        """Write the adapter in diffusers' LoRA format plus ``adapter_info.json``."""
+        return save_adapter(self.unet, directory, self.adapter_info(step, extra))

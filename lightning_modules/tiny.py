@@ -1,0 +1,196 @@
+"""A tiny, random-initialised AudioLDM in diffusers format, built offline and deterministically.
+
+It keeps the real geometry (16 kHz, hop 160, 64 mel bins, vocoder upsampling product 160, VAE factor 4) so that
+every shape-dependent code path runs as it does on cvssp/audioldm-s-full-v2, and it loads through the same
+``from_pretrained`` code (:func:`lightning_modules.components.load_components`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers, decoders
+from transformers import (
+    ClapTextConfig,
+    ClapTextModelWithProjection,
+    RobertaTokenizerFast,
+    SpeechT5HifiGan,
+    SpeechT5HifiGanConfig,
+)
+
+log = logging.getLogger(__name__)
+
+TEXT_PROJECTION_DIM = 32
+SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+# A small English corpus of music captions: enough for a byte-level BPE to learn useful merges for test prompts.
+_CORPUS_WORDS = (
+    "music genre hip hop boom bap trap lofi jazz rock pop classical korean traditional gugak pansori drum bass "
+    "piano guitar synth violin strings vocals beat tempo slow fast calm energetic happy sad bright dark warm loop "
+    "melody harmony rhythm groove swing ambient electronic acoustic orchestral subgenre of the is a with and in"
+).split()
+
+
+def build_tokenizer(vocab_size: int = 400) -> RobertaTokenizerFast:
+    """Train a byte-level BPE RoBERTa-style tokenizer locally (no hub), deterministic for a fixed corpus."""
+    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    lines = [" ".join(_CORPUS_WORDS[i:] + _CORPUS_WORDS[:i]) for i in range(len(_CORPUS_WORDS))]
+    tokenizer.train_from_iterator(lines, trainer=trainer)
+    tokenizer.post_processor = processors.RobertaProcessing(
+        ("</s>", tokenizer.token_to_id("</s>")), ("<s>", tokenizer.token_to_id("<s>"))
+    )
+    return RobertaTokenizerFast(
+        tokenizer_object=tokenizer,
+        bos_token="<s>",
+        eos_token="</s>",
+        sep_token="</s>",
+        cls_token="<s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        mask_token="<mask>",
+        model_max_length=512,
+    )
+
+
+def build_text_encoder(vocab_size: int) -> ClapTextModelWithProjection:
+    """A 2-layer CLAP text encoder with a 32-d projection (the real one: 12 layers, 512-d)."""
+    config = ClapTextConfig(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        projection_dim=TEXT_PROJECTION_DIM,
+        max_position_embeddings=514,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+    )
+    return ClapTextModelWithProjection(config)
+
+
+def build_vae() -> AutoencoderKL:
+    """A 3-level VAE (spatial factor 4, 8 latent channels) over the [B, 1, frames, 64] log-mel image."""
+    return AutoencoderKL(
+        in_channels=1,
+        out_channels=1,
+        down_block_types=("DownEncoderBlock2D",) * 3,
+        up_block_types=("UpDecoderBlock2D",) * 3,
+        block_out_channels=(16, 32, 32),
+        layers_per_block=1,
+        latent_channels=8,
+        norm_num_groups=8,
+        sample_size=64,
+        scaling_factor=0.9392935633659363,  # cvssp/audioldm-s-full-v2's value; the tiny VAE has no learned one
+    )
+
+
+def build_unet() -> UNet2DConditionModel:
+    """A 2-level UNet with AudioLDM's conditioning: CLAP embedding through a simple projection, concatenated."""
+    return UNet2DConditionModel(
+        sample_size=32,
+        in_channels=8,
+        out_channels=8,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        cross_attention_dim=(32, 64),
+        attention_head_dim=8,
+        norm_num_groups=8,
+        class_embed_type="simple_projection",
+        projection_class_embeddings_input_dim=TEXT_PROJECTION_DIM,
+        class_embeddings_concat=True,
+    )
+
+
+def build_vocoder() -> SpeechT5HifiGan:
+    """A small HiFi-GAN; upsample_rates multiply to 160 so that one mel frame is 10 ms at 16 kHz."""
+    config = SpeechT5HifiGanConfig(
+        model_in_dim=64,
+        sampling_rate=16000,
+        upsample_initial_channel=32,
+        upsample_rates=[5, 4, 8],
+        upsample_kernel_sizes=[10, 8, 16],
+        resblock_kernel_sizes=[3],
+        resblock_dilation_sizes=[[1, 3]],
+        normalize_before=False,
+        initializer_range=0.1,  # the real 0.01 leaves a 3-layer random vocoder at ~1e-6 amplitude; 0.1 gives ~0.5
+    )
+    return SpeechT5HifiGan(config)
+
+
+def build_scheduler() -> DDIMScheduler:
+    """AudioLDM's scheduler configuration (scaled-linear betas 0.0015..0.0195, epsilon prediction)."""
+    return DDIMScheduler(
+        num_train_timesteps=1000,
+        beta_start=0.0015,
+        beta_end=0.0195,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+        prediction_type="epsilon",
+    )
+
+
+MODEL_INDEX = {
+    "_class_name": "AudioLDMPipeline",
+    "scheduler": ["diffusers", "DDIMScheduler"],
+    "text_encoder": ["transformers", "ClapTextModelWithProjection"],
+    "tokenizer": ["transformers", "RobertaTokenizerFast"],
+    "unet": ["diffusers", "UNet2DConditionModel"],
+    "vae": ["diffusers", "AutoencoderKL"],
+    "vocoder": ["transformers", "SpeechT5HifiGan"],
+}
+
+
+def build_tiny_audioldm(out_dir: str | Path, seed: int = 0, overwrite: bool = False) -> Path:
+    """Write a complete tiny AudioLDM directory to ``out_dir`` (atomically: built aside, then renamed into place).
+
+    The same seed gives bit-identical weights. Returns the directory.
+    """
+    out_dir = Path(out_dir).expanduser()
+    if out_dir.exists():
+        if not overwrite:
+            raise FileExistsError(f"{out_dir} already exists; pass overwrite=True (--overwrite) to rebuild it.")
+        shutil.rmtree(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        tokenizer = build_tokenizer()
+        tokenizer.save_pretrained(staging / "tokenizer")
+        builders = {
+            "text_encoder": lambda: build_text_encoder(len(tokenizer)),
+            "vae": build_vae,
+            "unet": build_unet,
+            "vocoder": build_vocoder,
+        }
+        for offset, (name, build) in enumerate(builders.items()):
+            torch.manual_seed(seed + offset)
+            build().save_pretrained(staging / name)
+        build_scheduler().save_pretrained(staging / "scheduler")
+        import diffusers
+
+        (staging / "model_index.json").write_text(
+            json.dumps({**MODEL_INDEX, "_diffusers_version": diffusers.__version__}, indent=2) + "\n"
+        )
+        staging.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    log.info("Built tiny AudioLDM in %s", out_dir)
+    return out_dir

@@ -1,0 +1,30 @@
+"""Shared fixtures: one tiny AudioLDM and one synthetic genre dataset per test session, built offline."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+from datamodules.synthetic import write_synthetic_dataset  # noqa: E402
+from lightning_modules.tiny import build_tiny_audioldm  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny AudioLDM in diffusers layout (seed 0)."""
+    return build_tiny_audioldm(tmp_path_factory.mktemp("models") / "tiny-audioldm", seed=0)
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three synthetic genres, four 2-second clips each."""
+    return write_synthetic_dataset(
+        tmp_path_factory.mktemp("data") / "genres", genres=["boom_bap", "gugak", "chiptune"], clips_per_genre=4
+    )
