@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 
 from lightning import LightningDataModule, LightningModule
 from lightning.pytorch.cli import LightningCLI
@@ -58,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     if args and args[0] in TOOLS:
         return int(importlib.import_module(TOOLS[args[0]]).main(args[1:]) or 0)
+    # The frozen VAE, text encoder and vocoder are in eval mode on purpose (AudioLDMLoRA.train).
+    warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
     # LightningCLI reads sys.argv itself; an explicit list is only for calls from Python.
     build_cli(None if argv is None else args)
     return 0

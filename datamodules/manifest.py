@@ -37,7 +37,7 @@ def render_caption(template: str, genre: str, caption: str = "") -> str:
         ) from None
 
 
-def scan_genre_folders(root: str | Path, caption_template: str = "{genre} music") -> list[AudioItem]:
+def scan_genre_folders(root: str | Path, caption_template: str = "{caption}") -> list[AudioItem]:
     """Items from ``root/<genre>/*.(wav|flac|mp3|ogg)`` (GTZAN layout).
 
     A sidecar ``<file>.txt`` beside an audio file is its caption (``{caption}`` in the template); without one the

@@ -79,6 +79,16 @@ def resolve_target_modules(unet: torch.nn.Module, targets: str | list[str]) -> l
     return list(targets)
 
 
+def check_lora_settings(rank: int, alpha: float, dropout: float) -> None:
+    """Fail fast, before any model is loaded, on settings no UNet accepts."""
+    if rank <= 0:
+        raise LoraConfigError(f"LoRA rank must be a positive integer, got {rank}. The paper used rank 2.")
+    if alpha <= 0:
+        raise LoraConfigError(f"LoRA alpha must be positive, got {alpha}. The paper used alpha 2 or 4.")
+    if not 0.0 <= dropout < 1.0:
+        raise LoraConfigError(f"LoRA dropout must be in [0, 1), got {dropout}.")
+
+
 def add_lora(
     unet: UNet2DConditionModel,
     rank: int,
@@ -94,12 +104,7 @@ def add_lora(
     Raises:
         LoraConfigError: rank <= 0, alpha <= 0, dropout outside [0, 1), or unknown targets.
     """
-    if rank <= 0:
-        raise LoraConfigError(f"LoRA rank must be a positive integer, got {rank}. The paper used rank 2.")
-    if alpha <= 0:
-        raise LoraConfigError(f"LoRA alpha must be positive, got {alpha}. The paper used alpha 2 or 4.")
-    if not 0.0 <= dropout < 1.0:
-        raise LoraConfigError(f"LoRA dropout must be in [0, 1), got {dropout}.")
+    check_lora_settings(rank, alpha, dropout)
     init_arg: bool | str = {"kaiming": True, "zeros": False}.get(init, init)
     config = LoraConfig(
         r=rank,

@@ -20,7 +20,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from lightning_modules.components import AudioLDMComponents, encode_text, load_components
 from lightning_modules.diffusion_loss import diffusion_target, sample_noise, snr_weights, weighted_mse
-from lightning_modules.lora import LoraInit, add_lora, lora_parameters, save_adapter
+from lightning_modules.lora import LoraInit, add_lora, check_lora_settings, lora_parameters, save_adapter
 from lightning_modules.sampler import generate, seeded_generators
 
 log = logging.getLogger(__name__)
@@ -94,6 +94,7 @@ class AudioLDMLoRA(LightningModule):
         self.save_hyperparameters()
         if not 0.0 <= caption_dropout < 1.0:
             raise ValueError(f"caption_dropout must be in [0, 1), got {caption_dropout}.")
+        check_lora_settings(lora_rank, lora_alpha, lora_dropout)
         if build_tiny_if_missing and not Path(pretrained_model).exists():
             from lightning_modules.tiny import build_tiny_audioldm
 

@@ -1,0 +1,24 @@
+"""Build LightningCLI argument lists for the tiny recipe pointed at test fixtures and a temporary run folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml")
+
+
+def tiny_args(command: str, model_dir: Path, data_root: Path, run_dir: Path, *extra: str) -> list[str]:
+    """``<command> --config configs/tiny.yaml`` with the fixtures' model and data, writing under ``run_dir``."""
+    return [
+        command,
+        "--config",
+        CONFIG,
+        f"--model.init_args.pretrained_model={model_dir}",
+        f"--data.init_args.root={data_root}",
+        "--data.init_args.synthesize_if_missing=false",
+        "--data.init_args.duration=0.64",
+        f"--trainer.default_root_dir={run_dir}",
+        f"--trainer.logger.init_args.save_dir={run_dir}",
+        "--trainer.enable_progress_bar=false",
+        *extra,
+    ]

@@ -1,0 +1,93 @@
+"""The other LightningCLI subcommands, the three entry points, --print_config, and bad-input messages."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+
+from audioldm_lora.cli import build_cli
+from datamodules.manifest import DataSourceError
+from tests.cli_helpers import tiny_args
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def run(*command: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+
+
+@pytest.mark.parametrize("entry", [["lightning"], ["audioldm-lora"], [sys.executable, "-m", "audioldm_lora"]])
+def test_print_config_of_the_real_recipe_works_offline(entry: list[str]) -> None:
+    exe = [str(BIN / entry[0])] + entry[1:] if not entry[0].startswith("/") else entry
+    result = run(*exe, "fit", "--config", "configs/genre.yaml", "--print_config")
+    assert result.returncode == 0, result.stderr
+    assert "pretrained_model: cvssp/audioldm-s-full-v2" in result.stdout
+    assert "class_path: lightning_modules.AudioLDMLoRA" in result.stdout
+    assert "lora_targets: paper" in result.stdout
+    assert "every_n_steps: 1000" in result.stdout
+
+
+def test_misspelt_config_key_is_named() -> None:
+    result = run(str(BIN / "audioldm-lora"), "fit", "--config", "configs/genre.yaml", "--model.init_args.lora_rnak=4",
+                 "--print_config")
+    assert result.returncode != 0
+    assert "lora_rnak" in result.stderr
+
+
+def test_validate_test_and_predict(tiny_model_dir: Path, synthetic_root: Path, tmp_path: Path) -> None:
+    cli = build_cli(tiny_args("validate", tiny_model_dir, synthetic_root, tmp_path))
+    assert cli.trainer.callback_metrics["val/loss"].isfinite()
+    cli = build_cli(tiny_args("test", tiny_model_dir, synthetic_root, tmp_path))
+    assert cli.trainer.callback_metrics["test/loss"].isfinite()
+    cli = build_cli(tiny_args("predict", tiny_model_dir, synthetic_root, tmp_path,
+                        "--model.init_args.num_inference_steps=3", "--model.init_args.sample_duration=0.64",
+                        "--data.init_args.predict_prompts=[boom bap music, gugak music]",
+                        "--data.init_args.predict_seeds_per_prompt=2", "--data.init_args.predict_seed=10"))
+    out = Path(cli.trainer.log_dir) / "predictions"
+    wavs = sorted(out.glob("*.wav"))
+    assert [w.name for w in wavs] == [
+        "00000_boom_bap_music_seed10.wav", "00001_boom_bap_music_seed11.wav",
+        "00002_gugak_music_seed12.wav", "00003_gugak_music_seed13.wav",
+    ]
+    info = sf.info(str(wavs[0]))
+    assert info.samplerate == 16000 and info.frames == 10240
+    sidecar = json.loads(wavs[2].with_suffix(".json").read_text())
+    assert sidecar["prompt"] == "gugak music" and sidecar["seed"] == 12 and sidecar["num_inference_steps"] == 3
+
+
+@pytest.mark.parametrize(
+    ("override", "error", "message"),
+    [
+        ("--model.init_args.lora_rank=0", ValueError, "rank must be a positive integer"),
+        ("--model.init_args.lora_targets=[to_qq]", ValueError, r"\['to_qq'\] match no module"),
+        ("--model.init_args.caption_dropout=1.0", ValueError, "caption_dropout"),
+    ],
+)
+def test_bad_model_settings_fail_before_training(tiny_model_dir, synthetic_root, tmp_path, override, error, message) -> None:
+    with pytest.raises(error, match=message):
+        build_cli(tiny_args("fit", tiny_model_dir, synthetic_root, tmp_path, override))
+    assert not list(tmp_path.rglob("*.ckpt"))
+
+
+def test_base_directory_missing_a_component(tiny_model_dir: Path, synthetic_root: Path, tmp_path: Path) -> None:
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_model_dir, broken)
+    shutil.rmtree(broken / "unet")
+    with pytest.raises(ValueError, match="lacks the component folder.*unet"):
+        build_cli(tiny_args("fit", broken, synthetic_root, tmp_path))
+
+
+def test_data_root_without_audio(tiny_model_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "empty" / "jazz").mkdir(parents=True)
+    with pytest.raises(DataSourceError, match=r"No audio files .* found under .*empty"):
+        build_cli(tiny_args("fit", tiny_model_dir, tmp_path / "empty", tmp_path))
