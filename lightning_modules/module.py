@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import torch
 from diffusers import DDPMScheduler
+from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 from diffusers.optimization import get_scheduler
 from lightning import LightningModule
 from lightning.pytorch.utilities import rank_zero_info
@@ -27,6 +28,10 @@ log = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 LrSchedule = Literal["constant", "linear", "cosine", "cosine_with_restarts", "polynomial"]
+
+
+def _batch_size(batch: dict[str, Any]) -> int:
+    return int((batch["mel"] if "mel" in batch else batch["latent_mean"]).shape[0])
 
 
 class AudioLDMLoRA(LightningModule):
@@ -189,7 +194,17 @@ class AudioLDMLoRA(LightningModule):
     def batch_latents_and_embeddings(
         self, batch: dict[str, Any], generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Latents and text embeddings of a batch of log-mels and captions."""
+        """Scaled latents and text embeddings of a batch.
+
+        Two batch forms: audio (``mel`` [B, frames, 64] and ``caption``) runs the frozen VAE encoder and text
+        encoder; a latent-cache batch (``latent_mean``, ``latent_logvar`` [B, C, h, w]: the unscaled VAE posterior,
+        and ``text_embeds`` [B, D], already L2-normalised) skips both and samples the posterior here, every step.
+        """
+        if "latent_mean" in batch:
+            parameters = torch.cat([batch["latent_mean"], batch["latent_logvar"]], dim=1).float()
+            posterior = DiagonalGaussianDistribution(parameters)
+            latents = posterior.sample(generator=generator) * self.vae.config.scaling_factor
+            return latents, batch["text_embeds"].float()
         return self.encode_mel(batch["mel"], generator), self.encode_prompts(list(batch["caption"]))
 
     # --------------------------------------------------------------------------------------------- objective
@@ -231,12 +246,12 @@ class AudioLDMLoRA(LightningModule):
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss = self._fixed_noise_loss(batch, batch_idx)
-        self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=batch["mel"].shape[0])
+        self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=_batch_size(batch))
         return loss
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss = self._fixed_noise_loss(batch, batch_idx)
-        self.log("test/loss", loss, sync_dist=True, batch_size=batch["mel"].shape[0])
+        self.log("test/loss", loss, sync_dist=True, batch_size=_batch_size(batch))
         return loss
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:

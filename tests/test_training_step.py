@@ -88,3 +88,15 @@ def test_checkpoint_for_another_lora_config_is_refused(module: AudioLDMLoRA, tin
     with pytest.raises(KeyError, match="written for another LoRA configuration"):
         other.on_load_checkpoint(checkpoint)
     module.on_load_checkpoint(checkpoint)  # its own checkpoint is accepted
+
+
+def test_latent_cache_batch_matches_the_audio_path(module: AudioLDMLoRA) -> None:
+    """A cache batch (posterior parameters + text embeddings) gives the same latents as encoding the mel."""
+    mel = torch.randn(2, 16, 64)
+    posterior = module.vae.encode(mel.unsqueeze(1)).latent_dist
+    cached = {"latent_mean": posterior.mean, "latent_logvar": posterior.logvar,
+              "text_embeds": module.encode_prompts(["a", "b"])}
+    from_cache = module.batch_latents_and_embeddings(cached, torch.Generator().manual_seed(0))
+    from_audio = module.batch_latents_and_embeddings({"mel": mel, "caption": ["a", "b"]}, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(from_cache[0], from_audio[0])
+    torch.testing.assert_close(from_cache[1], from_audio[1])
