@@ -29,6 +29,10 @@ test: venv ## Run the whole test suite (what CI runs)
 test-fast: venv ## Run the tests not marked slow
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
+browser: ## Install Debian's Chromium for the listening-test browser tests (root; never downloads a browser build)
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
+	@chromium --version
+
 demo: venv ## Offline demo: build the tiny model and synthetic genres, fine-tune a LoRA, write adapters and samples
 	$(BIN)/lightning fit --config configs/tiny.yaml
 	$(BIN)/lightning predict --config configs/tiny.yaml --ckpt_path "$$(ls -td runs/tiny/tiny/version_*/checkpoints/last.ckpt | head -n 1)"
@@ -39,4 +43,4 @@ bench: venv ## Run the benchmarks (results go to docs/benchmarks.md)
 clean: ## Remove run outputs and caches (keeps .venv)
 	rm -rf runs lightning_logs .cache wandb .pytest_cache
 
-.PHONY: help venv test test-fast demo bench clean
+.PHONY: help venv test test-fast browser demo bench clean

@@ -18,10 +18,6 @@ from typing import Any
 import pytest
 from mos_helpers import write_clips
 
-def pytest_configure(config: pytest.Config) -> None:
-    # Also declared in pyproject.toml; registering here keeps --strict-markers happy when run on its own.
-    config.addinivalue_line("markers", "browser: drives the page in headless Chromium (needs chromium and playwright)")
-
 
 def chromium_problem() -> tuple[str | None, str]:
     """(why the browser test cannot run or None, the Chromium executable path)."""

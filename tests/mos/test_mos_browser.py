@@ -158,7 +158,6 @@ def test_listen_rate_reload_export_and_analyse(chromium_executable: str, tmp_pat
         exported[listener] = export(page, tmp_path / "bob.json")
         bob = listener
 
-
     assert all(url.startswith(("file://", "blob:", "data:")) for url in requests), "the page must need no network"
     for listener, document in exported.items():
         assert document["complete"] is True and document["test_id"] == key["test_id"]
