@@ -64,6 +64,7 @@ class AudioLDMLoRA(LightningModule):
         guidance_scale: float = 2.5,
         sample_scheduler: str = "ddim",
         sample_duration: float = 10.24,
+        nonfinite_loss: Literal["skip", "stop"] = "skip",
     ) -> None:
         """
         Args:
@@ -94,6 +95,9 @@ class AudioLDMLoRA(LightningModule):
             guidance_scale: classifier-free guidance weight for ``predict`` (AudioLDM's default 2.5).
             sample_scheduler: sampler scheduler name for ``predict`` (ddim, dpmsolver++, euler, ...).
             sample_duration: seconds of audio generated per prompt in ``predict``.
+            nonfinite_loss: a NaN/inf loss either skips the optimizer step and is counted (``skip``, logged as
+                ``train/nonfinite_steps``; single-process only, since DDP ranks must step together) or stops
+                training with the step and the batch's source files (``stop``).
         """
         super().__init__()
         self.save_hyperparameters()
@@ -128,6 +132,7 @@ class AudioLDMLoRA(LightningModule):
         # on_load_checkpoint checks that every LoRA weight is present instead.
         self.strict_loading = False
         self._empty_embedding: torch.Tensor | None = None
+        self.nonfinite_steps = 0
 
     # ----------------------------------------------------------------------------------------------- structure
     def frozen_modules(self) -> list[torch.nn.Module]:
@@ -230,12 +235,27 @@ class AudioLDMLoRA(LightningModule):
             weights = snr_weights(self.noise_scheduler, timesteps, self.hparams.snr_gamma)
         return weighted_mse(prediction, target, weights)
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
         latents, text_embeds = self.batch_latents_and_embeddings(batch)
         drop = torch.rand(latents.shape[0], device=latents.device) < self.hparams.caption_dropout
         loss = self.diffusion_loss(latents, text_embeds, drop)
+        if not torch.isfinite(loss):
+            return self._handle_nonfinite_loss(batch, loss)
         self.log("train/loss", loss, prog_bar=True, batch_size=latents.shape[0])
         return loss
+
+    def _handle_nonfinite_loss(self, batch: dict[str, Any], loss: torch.Tensor) -> None:
+        """Apply the ``nonfinite_loss`` policy; returning None makes Lightning skip the optimizer step."""
+        sources = ", ".join(str(p) for p in batch.get("path", [])[:8]) or "unknown sources"
+        if self.hparams.nonfinite_loss == "stop" or self.trainer.world_size > 1:
+            raise FloatingPointError(
+                f"Loss is {loss.item()} at global step {self.global_step} on a batch from {sources}. Check these "
+                "files (`audioldm-lora prepare` reports bad audio), lower the learning rate, or use precision 32."
+            )
+        self.nonfinite_steps += 1
+        rank_zero_info(f"Skipping step {self.global_step}: loss is {loss.item()} (batch from {sources}).")
+        self.log("train/nonfinite_steps", float(self.nonfinite_steps), batch_size=1)
+        return None
 
     def _fixed_noise_loss(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         """Loss with noise, timesteps and posterior samples fixed by the batch index, comparable across epochs."""
