@@ -143,14 +143,15 @@ def _atomic_directory(final: Path) -> Path:
 
 
 def _publish(staging: Path, final: Path) -> None:
-    """Move a fully written staging directory into place; the previous version stays intact until then."""
-    if final.exists():
-        trash = final.with_name(f".{final.name}.old-{os.getpid()}")
-        final.rename(trash)
-        staging.rename(final)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        staging.rename(final)
+    """Move each fully written file of ``staging`` into ``final`` with an atomic ``os.replace``.
+
+    The adapter directory always exists with complete files: a kill leaves either the previous or the new version
+    of each file, never a half-written one. (A directory cannot be swapped atomically with a plain rename.)
+    """
+    final.mkdir(parents=True, exist_ok=True)
+    for path in sorted(staging.iterdir()):
+        os.replace(path, final / path.name)
+    staging.rmdir()
 
 
 def save_adapter(unet: UNet2DConditionModel, directory: str | Path, info: dict[str, Any]) -> Path:
@@ -173,3 +174,10 @@ def save_adapter(unet: UNet2DConditionModel, directory: str | Path, info: dict[s
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return final
+
+
+# Public names for the tools that stage whole output directories (generate, merge) and load adapters quietly the
+# same way as the adapter export above.
+staging_directory = _atomic_directory
+publish_directory = _publish
+quiet_diffusers = _quiet_diffusers
