@@ -22,6 +22,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from lightning_modules.components import AudioLDMComponents, encode_text, load_components
 from lightning_modules.diffusion_loss import diffusion_target, sample_noise, snr_weights, weighted_mse
 from lightning_modules.lora import LoraInit, add_lora, check_lora_settings, lora_parameters, save_adapter
+from lightning_modules.rng import RNG_STATE_KEY, capture_rng_states, restore_rng_states
 from lightning_modules.sampler import generate, seeded_generators
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,7 @@ class AudioLDMLoRA(LightningModule):
         self.strict_loading = False
         self._empty_embedding: torch.Tensor | None = None
         self.nonfinite_steps = 0
+        self._pending_rng_states: dict[str, Any] | None = None
 
     # ----------------------------------------------------------------------------------------------- structure
     def frozen_modules(self) -> list[torch.nn.Module]:
@@ -313,11 +315,22 @@ class AudioLDMLoRA(LightningModule):
         return {name for name, param in self.named_parameters() if param.requires_grad}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Keep only the trainable weights: a resume checkpoint of the real model is megabytes, not gigabytes."""
+        """Keep only the trainable weights (a resume checkpoint of the real model is megabytes, not gigabytes) and
+        the random number generator states, so a resumed run draws the same noise as an uninterrupted one."""
         keys = self.trainable_state_keys()
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keys}
+        checkpoint[RNG_STATE_KEY] = capture_rng_states()
+        checkpoint["nonfinite_steps"] = self.nonfinite_steps
+
+    def on_train_start(self) -> None:
+        """Restore the checkpoint's RNG states right before the first training batch (after the sanity check)."""
+        if self._pending_rng_states is not None:
+            restore_rng_states(self._pending_rng_states)
+            self._pending_rng_states = None
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._pending_rng_states = checkpoint.get(RNG_STATE_KEY)
+        self.nonfinite_steps = int(checkpoint.get("nonfinite_steps", 0))
         missing = sorted(self.trainable_state_keys() - set(checkpoint.get("state_dict", {})))
         if missing:
             raise KeyError(
