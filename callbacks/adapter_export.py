@@ -47,9 +47,11 @@ class AdapterExport(Callback):
         return extra
 
     def _write(self, trainer: Trainer, pl_module: LightningModule, name: str) -> None:
+        # Every rank resolves the directory: trainer.log_dir broadcasts under DDP, so rank zero alone would hang.
+        directory = self.adapter_root(trainer) / name
         if not trainer.is_global_zero:
             return
-        path = pl_module.save_adapter(self.adapter_root(trainer) / name, trainer.global_step, self._extra_info(trainer))
+        path = pl_module.save_adapter(directory, trainer.global_step, self._extra_info(trainer))
         self.last_written = path
         rank_zero_info(f"Adapter written to {path}")
 

@@ -1,0 +1,38 @@
+"""DDP on two CPU processes (gloo) through the real command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.cli_helpers import tiny_args
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_ddp_fit_on_two_cpu_processes(tiny_model_dir: Path, synthetic_root: Path, tmp_path: Path) -> None:
+    probe = tmp_path / "probe"
+    args = tiny_args("fit", tiny_model_dir, synthetic_root, tmp_path / "run",
+                     "--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp",
+                     "--trainer.max_steps=2", "--trainer.val_check_interval=null", "--trainer.check_val_every_n_epoch=1",
+                     "--data.init_args.batch_size=2", "--adapter_export.every_n_steps=1",
+                     "--trainer.callbacks+=tests.ddp_probe.RecordSources",
+                     f"--trainer.callbacks.output_dir={probe}")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-m", "audioldm_lora", *args], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    seen = [json.loads((probe / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert len(seen[0]) == len(seen[1]) == 4  # 2 steps x batch 2 per rank
+    assert not set(seen[0]) & set(seen[1])  # the DistributedSampler gives each rank its own files
+    runs = list((tmp_path / "run").glob("tiny/version_*"))
+    assert len(runs) == 1  # one logger directory, from rank zero
+    adapters = sorted(p.name for p in (runs[0] / "adapters").iterdir() if not p.name.startswith("."))
+    assert adapters == ["final", "step-1", "step-2"]
+    assert len(list(runs[0].glob("metrics.csv"))) == 1
