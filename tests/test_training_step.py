@@ -100,3 +100,18 @@ def test_latent_cache_batch_matches_the_audio_path(module: AudioLDMLoRA) -> None
     from_audio = module.batch_latents_and_embeddings({"mel": mel, "caption": ["a", "b"]}, torch.Generator().manual_seed(0))
     torch.testing.assert_close(from_cache[0], from_audio[0])
     torch.testing.assert_close(from_cache[1], from_audio[1])
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(tiny_model_dir: Path) -> None:
+    plain = AudioLDMLoRA(pretrained_model=str(tiny_model_dir), lora_init="kaiming")
+    checkpointed = AudioLDMLoRA(pretrained_model=str(tiny_model_dir), lora_init="kaiming", gradient_checkpointing=True)
+    checkpointed.load_state_dict(plain.state_dict())
+    assert checkpointed.unet.is_gradient_checkpointing and not plain.unet.is_gradient_checkpointing
+    latents = torch.randn(2, 8, 4, 16)
+    embeds = plain.encode_prompts(["a", "b"])
+    keep = torch.zeros(2, dtype=torch.bool)
+    for model in (plain, checkpointed):
+        model.train()
+        model.diffusion_loss(latents, embeds, keep, torch.Generator().manual_seed(0)).backward()
+    grads = [(p.grad, q.grad) for p, q in zip(plain.parameters(), checkpointed.parameters()) if p.requires_grad]
+    assert grads and all(a is not None and torch.allclose(a, b, atol=1e-6) for a, b in grads)
