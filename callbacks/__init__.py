@@ -1,7 +1,10 @@
-"""Training-time services: adapter export, prediction writing, W&B logging."""
+"""Training-time services: adapter export, A/B sampling, evaluation, adapter health, prediction writing, W&B."""
 
+from callbacks.ab_sampling import ABSampling
 from callbacks.adapter_export import AdapterExport
+from callbacks.adapter_health import AdapterHealth
+from callbacks.evaluation import GenreEvaluation
 from callbacks.prediction_writer import WaveformWriter
 from callbacks.wandb_logger import AutoOfflineWandbLogger
 
-__all__ = ["AdapterExport", "AutoOfflineWandbLogger", "WaveformWriter"]
+__all__ = ["ABSampling", "AdapterExport", "AdapterHealth", "AutoOfflineWandbLogger", "GenreEvaluation", "WaveformWriter"]

@@ -14,6 +14,7 @@ from lightning import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_info
 
 from callbacks.run_dir import run_directory
+from callbacks.wandb_logger import wandb_loggers
 
 log = logging.getLogger(__name__)
 
@@ -21,18 +22,26 @@ log = logging.getLogger(__name__)
 class AdapterExport(Callback):
     """Periodic and final adapter export."""
 
-    def __init__(self, every_n_steps: int | None = None, dirname: str = "adapters", save_final: bool = True) -> None:
+    def __init__(
+        self,
+        every_n_steps: int | None = None,
+        dirname: str = "adapters",
+        save_final: bool = True,
+        log_artifact: bool = True,
+    ) -> None:
         """
         Args:
             every_n_steps: write ``step-N`` every N optimizer steps (``None`` or 0: only the final adapter).
             dirname: sub-folder of the run directory that holds the adapters.
             save_final: write ``final`` when training ends.
+            log_artifact: upload the final adapter as a W&B artifact (type ``lora-adapter``) when W&B logs the run.
         """
         if every_n_steps is not None and every_n_steps < 0:
             raise ValueError(f"every_n_steps must be >= 0, got {every_n_steps}")
         self.every_n_steps = every_n_steps
         self.dirname = dirname
         self.save_final = save_final
+        self.log_artifact = log_artifact
         self.last_written: Path | None = None
         self._last_step = -1
 
@@ -63,5 +72,14 @@ class AdapterExport(Callback):
             self._write(trainer, pl_module, f"step-{step}")
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self.save_final:
-            self._write(trainer, pl_module, "final")
+        if not self.save_final:
+            return
+        self._write(trainer, pl_module, "final")
+        if self.log_artifact and trainer.is_global_zero and self.last_written is not None:
+            for logger in wandb_loggers(trainer):
+                import wandb
+
+                artifact = wandb.Artifact(f"lora-adapter-{logger.experiment.id}", type="lora-adapter",
+                                          metadata={"global_step": trainer.global_step})
+                artifact.add_dir(str(self.last_written))
+                logger.experiment.log_artifact(artifact, aliases=["final", f"step-{trainer.global_step}"])

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from lightning import Trainer
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_warn
 
@@ -28,6 +29,11 @@ def wandb_credentials_available() -> bool:
         return netrc.netrc(str(path)).authenticators(host) is not None
     except (FileNotFoundError, netrc.NetrcParseError, OSError):
         return False
+
+
+def wandb_loggers(trainer: Trainer) -> list[WandbLogger]:
+    """The W&B loggers of a run (any WandbLogger, ours or Lightning's)."""
+    return [logger for logger in trainer.loggers if isinstance(logger, WandbLogger)]
 
 
 class AutoOfflineWandbLogger(WandbLogger):

@@ -1,0 +1,123 @@
+"""Periodic A/B sampling: fixed prompts and seeds with the adapter (A) and without it (B), logged side by side.
+
+Runs once before training (the baseline, where A and B are identical because LoRA's B matrices start at zero) and
+every ``every_n_steps`` optimizer steps, from rank zero only.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from lightning import Callback, LightningModule, Trainer
+from lightning.pytorch.utilities import rank_zero_info
+
+from callbacks.media import log_media
+from callbacks.mel_figure import ab_mel_figure
+from callbacks.prediction_writer import slugify
+from callbacks.run_dir import run_directory
+from lightning_modules.ab import generate_ab
+
+log = logging.getLogger(__name__)
+
+
+class ABSampling(Callback):
+    """Generate and log A/B pairs of fixed prompts during training."""
+
+    def __init__(
+        self,
+        prompts: list[str] | None = None,
+        prompt_template: str = "{genre} music",
+        seeds: list[int] | None = None,
+        every_n_steps: int = 500,
+        guidance_scales: list[float] | None = None,
+        num_inference_steps: int | None = None,
+        duration: float | None = None,
+        scheduler: str | None = None,
+        batch_size: int = 8,
+        sample_before_training: bool = True,
+    ) -> None:
+        """
+        Args:
+            prompts: prompts to sample; default: one per genre of the data module from ``prompt_template``.
+            prompt_template: used when ``prompts`` is not given.
+            seeds: one or more seeds; every prompt is sampled with each.
+            every_n_steps: sampling period in optimizer steps.
+            guidance_scales: classifier-free guidance weights to sample at (default: the model's).
+            num_inference_steps: sampler steps (default: the model's ``num_inference_steps``).
+            duration: seconds per clip (default: the model's ``sample_duration``).
+            scheduler: sampler scheduler name (default: the model's ``sample_scheduler``).
+            batch_size: clips generated at once.
+            sample_before_training: log the step-0 baseline.
+        """
+        if every_n_steps < 1:
+            raise ValueError(f"every_n_steps must be >= 1, got {every_n_steps}")
+        self.prompts = prompts
+        self.prompt_template = prompt_template
+        self.seeds = list(seeds or [0])
+        self.every_n_steps = every_n_steps
+        self.guidance_scales = guidance_scales
+        self.num_inference_steps = num_inference_steps
+        self.duration = duration
+        self.scheduler = scheduler
+        self.batch_size = batch_size
+        self.sample_before_training = sample_before_training
+        self._last_step = -1
+        self.history: list[dict[str, Any]] = []
+
+    def resolve_prompts(self, trainer: Trainer) -> list[str]:
+        if self.prompts:
+            return list(self.prompts)
+        genres = list(getattr(trainer.datamodule, "genres", []) or [])
+        if not genres:
+            raise ValueError("ABSampling has no prompts: give `prompts`, or use a data module that has `genres`.")
+        return [self.prompt_template.format(genre=g.replace("_", " ")) for g in genres]
+
+    def sample(self, trainer: Trainer, pl_module: LightningModule) -> dict[str, Any]:
+        """Generate and log one round; returns the waveforms (for tests and other callbacks)."""
+        hp = pl_module.hparams
+        prompts = self.resolve_prompts(trainer)
+        jobs = [(p, s) for p in prompts for s in self.seeds]
+        step = trainer.global_step
+        directory = run_directory(trainer) / "samples" / f"step-{step:06d}"
+        audio, figures, rows, result = {}, {}, [], {"step": step, "pairs": []}
+        for guidance in self.guidance_scales or [hp.guidance_scale]:
+            rank_zero_info(f"A/B sampling at step {step}: {len(jobs)} clip pair(s), guidance {guidance}")
+            lora, base = generate_ab(
+                pl_module.components,
+                [p for p, _ in jobs],
+                [s for _, s in jobs],
+                duration=self.duration or hp.sample_duration,
+                num_inference_steps=self.num_inference_steps or hp.num_inference_steps,
+                guidance_scale=guidance,
+                scheduler=self.scheduler or hp.sample_scheduler,
+                batch_size=self.batch_size,
+            )
+            for index, (prompt, seed) in enumerate(jobs):
+                stem = f"{slugify(prompt, 32)}_seed{seed}_g{guidance:g}"
+                audio[f"{stem}_A_lora"], audio[f"{stem}_B_base"] = lora[index], base[index]
+                figures[f"{stem}_mel"] = ab_mel_figure(lora[index], base[index], f"{prompt} (seed {seed}, w={guidance:g})")
+                rows.append([prompt, seed, guidance, f"{stem}_A_lora", f"{stem}_B_base", f"{stem}_mel"])
+                result["pairs"].append({"prompt": prompt, "seed": seed, "guidance": guidance,
+                                        "lora": lora[index], "base": base[index]})
+        log_media(trainer, "samples", step, audio, figures, pl_module.components.sampling_rate,
+                  ["prompt", "seed", "guidance", "A (LoRA)", "B (base)", "mel"], rows, directory)
+        self.history.append(result)
+        return result
+
+    def _maybe_sample(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        step = trainer.global_step
+        if step == self._last_step:
+            return
+        self._last_step = step
+        if trainer.is_global_zero:
+            self.sample(trainer, pl_module)
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.sample_before_training:
+            self._maybe_sample(trainer, pl_module)
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any) -> None:
+        step = trainer.global_step
+        if step > 0 and step % self.every_n_steps == 0:
+            self._maybe_sample(trainer, pl_module)

@@ -1,0 +1,60 @@
+"""Logs the size of the LoRA update, ||scale * B A|| per layer and in total, so a user sees the adapter act.
+
+An adapter with no effect (a zero or vanishing update) is a common complaint about LoRA trainers; the norm makes it
+visible from the first steps. The update comes from peft's own ``get_delta_weight``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from lightning import Callback, LightningModule, Trainer
+from peft.tuners.lora import LoraLayer
+
+
+@torch.no_grad()
+def lora_update_norms(model: torch.nn.Module) -> dict[str, float]:
+    """Frobenius norm of every LoRA layer's weight update (scale included), by module name."""
+    norms = {}
+    for name, module in model.named_modules():
+        if isinstance(module, LoraLayer):
+            for adapter in module.active_adapters:
+                if adapter in module.lora_A:
+                    norms[name] = float(module.get_delta_weight(adapter).float().norm())
+    return norms
+
+
+class AdapterHealth(Callback):
+    """Every ``every_n_steps`` steps: ``lora/update_norm_total``, ``_mean``, ``_max`` (and per layer if asked)."""
+
+    def __init__(self, every_n_steps: int = 50, per_layer: bool = False) -> None:
+        """
+        Args:
+            every_n_steps: logging period in optimizer steps.
+            per_layer: also log ``lora/update_norm/<layer>`` for every adapted layer (many series).
+        """
+        if every_n_steps < 1:
+            raise ValueError(f"every_n_steps must be >= 1, got {every_n_steps}")
+        self.every_n_steps = every_n_steps
+        self.per_layer = per_layer
+        self.last: dict[str, float] = {}
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any) -> None:
+        if trainer.global_step % self.every_n_steps:
+            return
+        norms = lora_update_norms(pl_module.unet)
+        if not norms:
+            return
+        values = list(norms.values())
+        summary = {
+            "lora/update_norm_total": math.sqrt(sum(v * v for v in values)),
+            "lora/update_norm_mean": sum(values) / len(values),
+            "lora/update_norm_max": max(values),
+        }
+        if self.per_layer:
+            summary.update({f"lora/update_norm/{name}": value for name, value in norms.items()})
+        self.last = summary
+        for logger in trainer.loggers:
+            logger.log_metrics(summary, step=trainer.global_step)

@@ -1,0 +1,226 @@
+"""Objective evaluation during training and testing: KAD, FAD and the CLAP score of LoRA against the base model.
+
+At every validation (``trainer.val_check_interval``) the evaluation prompt set (per genre, fixed seeds) is generated
+with the adapter, embedded, and scored against reference clips; the base model's scores on the same prompts and
+seeds are computed once (they cannot change). Logged: ``val/kad``, ``val/fad``, ``val/clap`` (with a CLAP
+embedder), their ``*_base`` and ``*_delta`` (LoRA minus base) and per-genre ``val/kad/<genre>``, so
+``ModelCheckpoint(monitor="val/kad", mode="min")`` keeps the best adapter. ``lightning test`` writes the paper's
+table (base, LoRA, delta per genre and overall) to ``<run dir>/evaluation/test.md`` and ``.json``.
+
+Every rank runs the same evaluation, so every rank holds the monitored value (no collective is needed); on several
+GPUs it costs the wall time of one.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from lightning import Callback, LightningModule, Trainer
+from lightning.pytorch.utilities import rank_zero_info
+
+from callbacks.run_dir import run_directory
+from callbacks.wandb_logger import wandb_loggers
+from datamodules.audio import AUDIO_EXTENSIONS, load_audio
+from lightning_modules.ab import generate_ab
+from metrics import build_embedder
+from metrics.comparison import compare_reports, comparison_markdown
+from metrics.evaluation import OVERALL, LabelledEmbeddings, score_report
+
+
+def reference_clips_from_folder(root: str | Path) -> list[tuple[str, str]]:
+    """(path, genre) of every audio file under ``root/<genre>/``."""
+    root = Path(root)
+    clips = [(str(p), p.parent.name) for p in sorted(root.glob("*/*")) if p.suffix.lower() in AUDIO_EXTENSIONS]
+    if not clips:
+        raise ValueError(f"No reference clips under {root}/<genre>/ ({', '.join(AUDIO_EXTENSIONS)}).")
+    return clips
+
+
+class GenreEvaluation(Callback):
+    """KAD/FAD/CLAP of generated clips against reference clips, LoRA against base."""
+
+    def __init__(
+        self,
+        embedder: str = "mel-stats",
+        reference_dir: str | None = None,
+        prompt_template: str = "{genre} music",
+        genres: list[str] | None = None,
+        clips_per_genre: int = 8,
+        seed: int = 1234,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
+        duration: float | None = None,
+        scheduler: str | None = None,
+        batch_size: int = 8,
+        clap_convention: str = "raw",
+        every_n_validations: int = 1,
+    ) -> None:
+        """
+        Args:
+            embedder: ``mel-stats`` (offline), ``clap`` / ``clap:<id or dir>`` or ``laion:<ckpt>`` (also the CLAP score).
+            reference_dir: folder per genre of reference clips; default: the data module's validation split
+                (``test`` split in ``lightning test``).
+            prompt_template: evaluation prompt of a genre.
+            genres: genres to evaluate (default: the data module's).
+            clips_per_genre: generated clips per genre (seeds ``seed``, ``seed + 1``, ...); KAD needs at least 2.
+            seed: first seed.
+            num_inference_steps, guidance_scale, duration, scheduler: sampling (default: the model's settings).
+            batch_size: clips generated at once.
+            clap_convention: ``raw`` cosine (audiocraft, stable-audio-metrics) or ``shifted`` (cos + 1) / 2.
+            every_n_validations: evaluate at every n-th validation run.
+        """
+        if clips_per_genre < 2:
+            raise ValueError("clips_per_genre must be at least 2 (KAD and FAD are undefined on one clip).")
+        self.embedder_spec = embedder
+        self.reference_dir = reference_dir
+        self.prompt_template = prompt_template
+        self.genres = genres
+        self.clips_per_genre = clips_per_genre
+        self.seed = seed
+        self.sampling = {"num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale,
+                         "duration": duration, "scheduler": scheduler}
+        self.batch_size = batch_size
+        self.clap_convention = clap_convention
+        self.every_n_validations = every_n_validations
+        self._validations = 0
+        self._embedder = None
+        self._references: dict[str, LabelledEmbeddings] = {}
+        self._base_reports: dict[str, dict] = {}
+        self.last_report: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------------------------------------------ inputs
+    def _resolved_sampling(self, pl_module: LightningModule) -> dict[str, Any]:
+        hp = pl_module.hparams
+        return {
+            "num_inference_steps": self.sampling["num_inference_steps"] or hp.num_inference_steps,
+            "guidance_scale": self.sampling["guidance_scale"] or hp.guidance_scale,
+            "duration": self.sampling["duration"] or hp.sample_duration,
+            "scheduler": self.sampling["scheduler"] or hp.sample_scheduler,
+        }
+
+    def _genres(self, trainer: Trainer) -> list[str]:
+        genres = self.genres or list(getattr(trainer.datamodule, "genres", []) or [])
+        if not genres:
+            raise ValueError("GenreEvaluation needs `genres`, or a data module with `genres`.")
+        return genres
+
+    def prompts_and_seeds(self, trainer: Trainer) -> tuple[list[str], list[int], list[str]]:
+        """The evaluation set: ``clips_per_genre`` seeds for each genre's prompt."""
+        prompts, seeds, labels = [], [], []
+        for genre in self._genres(trainer):
+            for i in range(self.clips_per_genre):
+                prompts.append(self.prompt_template.format(genre=genre.replace("_", " ")))
+                seeds.append(self.seed + i)
+                labels.append(genre)
+        return prompts, seeds, labels
+
+    def _reference_clips(self, trainer: Trainer, split: str) -> list[tuple[str, str]]:
+        if self.reference_dir:
+            return reference_clips_from_folder(self.reference_dir)
+        splits = getattr(trainer.datamodule, "splits", None) or {}
+        items = splits.get(split) or []
+        if not items:
+            raise ValueError(f"GenreEvaluation has no reference clips: set `reference_dir`, or give the data module a "
+                             f"non-empty {split} split.")
+        return sorted({(item.path, item.genre) for item in items})
+
+    def embedder(self, pl_module: LightningModule):
+        if self._embedder is None:
+            self._embedder = build_embedder(self.embedder_spec, device=pl_module.device)
+        return self._embedder
+
+    def reference(self, trainer: Trainer, pl_module: LightningModule, split: str) -> LabelledEmbeddings:
+        """Reference embeddings of ``split`` (computed once per split)."""
+        if split not in self._references:
+            duration = self._resolved_sampling(pl_module)["duration"]
+            clips = self._reference_clips(trainer, split)
+            waveforms = [load_audio(path, 16_000, duration=duration) for path, _ in clips]
+            embeddings = self.embedder(pl_module).embed_audio(waveforms, 16_000)
+            self._references[split] = LabelledEmbeddings(
+                embeddings.cpu().numpy(), [genre for _, genre in clips], f"{split} reference clips"
+            )
+        return self._references[split]
+
+    # ------------------------------------------------------------------------------------------------ scoring
+    def _score(self, waveforms: torch.Tensor, labels: list[str], prompts: list[str], reference: LabelledEmbeddings,
+               pl_module: LightningModule, sample_rate: int, source: str) -> dict:
+        embedder = self.embedder(pl_module)
+        generated = LabelledEmbeddings(embedder.embed_audio(list(waveforms), sample_rate).cpu().numpy(), labels, source)
+        text = embedder.embed_text(prompts).cpu().numpy() if embedder.supports_text else None
+        return score_report(generated, reference, text_embeddings=text, convention=self.clap_convention)
+
+    def evaluate(self, trainer: Trainer, pl_module: LightningModule, split: str) -> dict[str, Any]:
+        """Generate the evaluation set with (and, once, without) the adapter and score both against ``split``."""
+        prompts, seeds, labels = self.prompts_and_seeds(trainer)
+        reference = self.reference(trainer, pl_module, split)
+        need_base = split not in self._base_reports
+        sampling = self._resolved_sampling(pl_module)
+        rank_zero_info(f"Evaluating {len(prompts)} clips ({'LoRA and base' if need_base else 'LoRA'}) on {split}")
+        lora, base = generate_ab(pl_module.components, prompts, seeds, batch_size=self.batch_size,
+                                 with_base=need_base, **sampling)
+        rate = pl_module.components.sampling_rate
+        if need_base:
+            self._base_reports[split] = self._score(base, labels, prompts, reference, pl_module, rate, "base model")
+        lora_report = self._score(lora, labels, prompts, reference, pl_module, rate, "LoRA")
+        rows = compare_reports(self._base_reports[split], lora_report)
+        self.last_report = {"split": split, "step": trainer.global_step, "rows": rows, "sampling": sampling,
+                            "embedder": self.embedder(pl_module).embedder_id, "lora": lora_report,
+                            "base": self._base_reports[split]}
+        return self.last_report
+
+    def _log(self, pl_module: LightningModule, prefix: str, rows: dict[str, dict]) -> None:
+        overall = rows[OVERALL]
+        for metric, short in (("kad", "kad"), ("fad", "fad"), ("clap_score", "clap")):
+            if overall[f"{metric}_lora"] is None:
+                continue
+            pl_module.log(f"{prefix}/{short}", float(overall[f"{metric}_lora"]))
+            pl_module.log(f"{prefix}/{short}_base", float(overall[f"{metric}_base"]))
+            pl_module.log(f"{prefix}/{short}_delta", float(overall[f"{metric}_delta"]))
+            for genre, row in rows.items():
+                if genre != OVERALL and row[f"{metric}_lora"] is not None:
+                    pl_module.log(f"{prefix}/{short}/{genre}", float(row[f"{metric}_lora"]))
+
+    def _write(self, trainer: Trainer, name: str, report: dict[str, Any], title: str) -> Path:
+        directory = run_directory(trainer) / "evaluation"
+        if not trainer.is_global_zero:
+            return directory
+        directory.mkdir(parents=True, exist_ok=True)
+        markdown = comparison_markdown(report["rows"], title)
+        for suffix, text in ((".md", markdown), (".json", json.dumps(report, indent=2, default=_json_default))):
+            tmp = directory / f".{name}{suffix}.tmp"
+            tmp.write_text(text, encoding="utf-8")
+            tmp.replace(directory / f"{name}{suffix}")
+        for logger in wandb_loggers(trainer):
+            columns = ["genre", *next(iter(report["rows"].values())).keys()]
+            logger.log_table(f"evaluation/{name}", columns=columns,
+                             data=[[g, *row.values()] for g, row in report["rows"].items()])
+        return directory
+
+    # ------------------------------------------------------------------------------------------------ hooks
+    def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        self._validations += 1
+        if (self._validations - 1) % self.every_n_validations:
+            return
+        report = self.evaluate(trainer, pl_module, "val")
+        self._log(pl_module, "val", report["rows"])
+        self._write(trainer, f"step-{trainer.global_step:06d}", report, f"Step {trainer.global_step}: base vs LoRA")
+
+    def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        report = self.evaluate(trainer, pl_module, "test")
+        self._log(pl_module, "test", report["rows"])
+        directory = self._write(trainer, "test", report, "Test: base vs LoRA (same prompts and seeds)")
+        rank_zero_info(comparison_markdown(report["rows"], "Test: base vs LoRA") + f"\nWritten to {directory}")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)

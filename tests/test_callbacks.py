@@ -1,0 +1,130 @@
+"""Sampling, evaluation and adapter-health callbacks in real tiny fits, with CSV and offline W&B loggers."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from lightning import Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+
+from callbacks import AdapterExport, AutoOfflineWandbLogger
+from callbacks.ab_sampling import ABSampling
+from callbacks.adapter_health import AdapterHealth, lora_update_norms
+from callbacks.evaluation import GenreEvaluation
+from datamodules import GenreAudioDataModule
+from lightning_modules.module import AudioLDMLoRA
+
+
+def make_module(model_dir: Path) -> AudioLDMLoRA:
+    return AudioLDMLoRA(pretrained_model=str(model_dir), lora_rank=4, lora_alpha=4.0, lora_targets="attention",
+                        learning_rate=5e-3, num_inference_steps=3, sample_duration=0.64)
+
+
+def make_data(root: Path) -> GenreAudioDataModule:
+    return GenreAudioDataModule(root=str(root), duration=0.64, batch_size=4, val_fraction=0.25)
+
+
+def metric_rows(run_dir: Path) -> list[dict[str, str]]:
+    with next(run_dir.rglob("metrics.csv")).open() as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def csv_run(tiny_model_dir: Path, synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory):
+    run_dir = tmp_path_factory.mktemp("callbacks")
+    sampling = ABSampling(prompts=["boom bap music", "gugak music"], seeds=[0], every_n_steps=2,
+                          guidance_scales=[1.0, 2.5])
+    evaluation = GenreEvaluation(embedder="mel-stats", clips_per_genre=2, reference_dir=str(synthetic_root))
+    health = AdapterHealth(every_n_steps=1)
+    best = ModelCheckpoint(monitor="val/kad", mode="min", save_top_k=1, filename="best-{step}")
+    trainer = Trainer(max_steps=4, val_check_interval=2, check_val_every_n_epoch=None, accelerator="cpu",
+                      logger=CSVLogger(str(run_dir), name="cb"), log_every_n_steps=1, enable_progress_bar=False,
+                      callbacks=[sampling, evaluation, health, best, AdapterExport()], default_root_dir=run_dir,
+                      num_sanity_val_steps=0)
+    module = make_module(tiny_model_dir)
+    trainer.fit(module, datamodule=make_data(synthetic_root))
+    return trainer, module, sampling, evaluation, best
+
+
+def test_ab_pair_is_identical_before_training_and_differs_after(csv_run) -> None:
+    _, _, sampling, _, _ = csv_run
+    assert [round_["step"] for round_ in sampling.history] == [0, 2, 4]
+    for pair in sampling.history[0]["pairs"]:
+        torch.testing.assert_close(pair["lora"], pair["base"], atol=0, rtol=0)  # LoRA B starts at zero
+    assert any((p["lora"] - p["base"]).abs().max() > 0 for p in sampling.history[-1]["pairs"])
+    for earlier, later in zip(sampling.history[0]["pairs"], sampling.history[-1]["pairs"]):
+        torch.testing.assert_close(earlier["base"], later["base"], atol=1e-6, rtol=0)  # B is the fixed base
+
+
+def test_sampling_writes_audio_images_and_table(csv_run) -> None:
+    trainer = csv_run[0]
+    folder = Path(trainer.log_dir) / "samples" / "step-000000"
+    wavs = sorted(p.name for p in folder.glob("*.wav"))
+    assert len(wavs) == 2 * 2 * 2  # prompts x guidance scales x (A, B)
+    assert "boom_bap_music_seed0_g2.5_A_lora.wav" in wavs
+    assert len(list(folder.glob("*.png"))) == 4
+    with (folder / "samples.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["prompt"] for r in rows] == ["boom bap music", "gugak music"] * 2
+    assert {r["guidance"] for r in rows} == {"1.0", "2.5"}
+
+
+def test_evaluation_logs_kad_against_base_and_drives_checkpointing(csv_run) -> None:
+    trainer, _, _, evaluation, best = csv_run
+    rows = [r for r in metric_rows(Path(trainer.log_dir)) if r.get("val/kad")]
+    assert len(rows) == 2  # steps 2 and 4
+    for row in rows:
+        assert float(row["val/kad_delta"]) == pytest.approx(float(row["val/kad"]) - float(row["val/kad_base"]), abs=1e-5)
+        assert row["val/kad/boom_bap"] and row["val/fad"]
+    assert float(rows[0]["val/kad_base"]) == float(rows[1]["val/kad_base"])  # base scored once
+    assert best.best_model_score.item() == pytest.approx(min(float(r["val/kad"]) for r in rows), abs=1e-6)
+    assert Path(best.best_model_path).is_file()
+    report = json.loads((Path(trainer.log_dir) / "evaluation" / "step-000004.json").read_text())
+    assert set(report["rows"]) == {"all", "boom_bap", "chiptune", "gugak"}
+    assert report["rows"]["all"]["n_generated"] == 6
+    table = (Path(trainer.log_dir) / "evaluation" / "step-000004.md").read_text()
+    assert "| KAD base | KAD LoRA | KAD delta |" in table
+    assert "| all | 6 |" in table
+
+
+def test_adapter_health_reports_the_update_norm(csv_run) -> None:
+    trainer, module, _, _, _ = csv_run
+    rows = [r for r in metric_rows(Path(trainer.log_dir)) if r.get("lora/update_norm_total")]
+    assert rows and float(rows[-1]["lora/update_norm_total"]) > 0
+    norms = lora_update_norms(module.unet)
+    expected = sum(v * v for v in norms.values()) ** 0.5
+    assert float(rows[-1]["lora/update_norm_total"]) == pytest.approx(expected, rel=1e-5)
+    fresh = make_module(Path(module.hparams.pretrained_model))
+    assert all(v == 0 for v in lora_update_norms(fresh.unet).values())  # B = 0 at start: no update yet
+
+
+def test_test_command_writes_the_paper_table(csv_run, tiny_model_dir: Path, synthetic_root: Path) -> None:
+    trainer, module, _, evaluation, _ = csv_run
+    trainer.test(module, datamodule=make_data(synthetic_root))
+    table = (Path(trainer.log_dir) / "evaluation" / "test.md").read_text()
+    assert "| genre | clips | KAD base | KAD LoRA | KAD delta | FAD base | FAD LoRA | FAD delta |" in table
+    assert "| all | 6 |" in table
+    assert trainer.callback_metrics["test/kad"].isfinite()
+
+
+def test_offline_wandb_run_holds_media_tables_and_history(tiny_model_dir, synthetic_root, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    logger = AutoOfflineWandbLogger(save_dir=str(tmp_path), project="audioldm-lora-test")
+    trainer = Trainer(max_steps=2, val_check_interval=2, check_val_every_n_epoch=None, accelerator="cpu",
+                      logger=logger, log_every_n_steps=1, enable_progress_bar=False, num_sanity_val_steps=0,
+                      callbacks=[ABSampling(prompts=["gugak music"], every_n_steps=2),
+                                 GenreEvaluation(clips_per_genre=2), AdapterExport()], default_root_dir=tmp_path)
+    trainer.fit(make_module(tiny_model_dir), datamodule=make_data(synthetic_root))
+    logger.experiment.finish()
+    run = next((tmp_path / "wandb").glob("offline-run-*"))
+    media = run / "files" / "media"
+    assert list(media.glob("audio/samples/audio_*.wav")), list(media.rglob("*"))[:20]
+    assert list(media.glob("images/samples/mel_*.png"))
+    assert list(media.glob("table/samples/table_*.table.json"))
+    assert list(media.glob("table/evaluation/step-000002_*.table.json"))
+    assert any(run.glob("*.wandb"))
