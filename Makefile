@@ -37,10 +37,15 @@ demo: venv ## Offline demo: build the tiny model and synthetic genres, fine-tune
 	$(BIN)/lightning fit --config configs/tiny.yaml
 	$(BIN)/lightning predict --config configs/tiny.yaml --ckpt_path "$$(ls -td runs/tiny/tiny/version_*/checkpoints/last.ckpt | head -n 1)"
 
+CONFIG ?= configs/genre.yaml
+SWEEP ?= configs/sweep.yaml
+sweep: venv ## Rank/alpha sweep of CONFIG over SWEEP: on W&B with a key, else locally (SWEEP_BACKEND=local forces it)
+	$(BIN)/audioldm-lora sweep --sweep $(SWEEP) --config $(CONFIG) $(SWEEP_ARGS)
+
 bench: venv ## Run the benchmarks (results go to docs/benchmarks.md)
 	$(BIN)/python benchmarks/run_all.py
 
 clean: ## Remove run outputs and caches (keeps .venv)
 	rm -rf runs lightning_logs .cache wandb .pytest_cache
 
-.PHONY: help venv test test-fast browser demo bench clean
+.PHONY: help venv test test-fast browser demo sweep bench clean

@@ -21,6 +21,8 @@ TOOLS: dict[str, str] = {
     "synth-data": "audioldm_lora.commands.synth_data",
     "evaluate": "audioldm_lora.commands.evaluate",
     "mos": "audioldm_lora.commands.mos",
+    "sweep": "audioldm_lora.commands.sweep",
+    "sweep-report": "audioldm_lora.commands.sweep_report",
 }
 
 DESCRIPTION = (

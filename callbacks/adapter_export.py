@@ -7,9 +7,12 @@ Files: ``<run dir>/adapters/<step-N|final>/pytorch_lora_weights.safetensors`` (d
 from __future__ import annotations
 
 import logging
+import resource
+import time
 from pathlib import Path
 from typing import Any
 
+import torch
 from lightning import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_info
 
@@ -17,6 +20,13 @@ from callbacks.run_dir import run_directory
 from callbacks.wandb_logger import wandb_loggers
 
 log = logging.getLogger(__name__)
+
+
+def peak_memory_mib() -> float:
+    """Peak GPU memory allocated by torch when on CUDA, else the process's peak resident memory (MiB)."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 class AdapterExport(Callback):
@@ -44,13 +54,25 @@ class AdapterExport(Callback):
         self.log_artifact = log_artifact
         self.last_written: Path | None = None
         self._last_step = -1
+        self._train_started: float | None = None
+        self._start_step = 0
 
     def adapter_root(self, trainer: Trainer) -> Path:
         return run_directory(trainer) / self.dirname
 
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._train_started = time.perf_counter()
+        self._start_step = trainer.global_step
+
     def _extra_info(self, trainer: Trainer) -> dict[str, Any]:
         datamodule = trainer.datamodule
-        extra: dict[str, Any] = {"genres": list(getattr(datamodule, "genres", []) or [])}
+        seconds = time.perf_counter() - self._train_started if self._train_started is not None else None
+        extra: dict[str, Any] = {
+            "genres": list(getattr(datamodule, "genres", []) or []),
+            "train_seconds": seconds,
+            "steps_per_second": (trainer.global_step - self._start_step) / seconds if seconds else None,
+            "peak_memory_mib": peak_memory_mib(),
+        }
         if datamodule is not None and getattr(datamodule, "hparams", None):
             extra["data_config"] = dict(datamodule.hparams)
         return extra

@@ -1,0 +1,88 @@
+"""Reading a W&B-format sweep file and expanding it into the points the local runner trains."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+METHODS = ("grid", "random", "bayes")
+
+
+class SweepSpecError(ValueError):
+    """An unusable sweep file; the message names the file and the parameter."""
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """One training run of a sweep: its parameter values and a stable folder name."""
+
+    params: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        parts = []
+        for key, value in self.params.items():
+            short = key.rsplit(".", 1)[-1].removeprefix("lora_")
+            parts.append(f"{short}={value}")
+        return re.sub(r"[^A-Za-z0-9_.=,+-]", "_", ",".join(parts))
+
+    def overrides(self) -> list[str]:
+        """LightningCLI arguments that set this point's values."""
+        return [f"--{key}={_cli_value(value)}" for key, value in self.params.items()]
+
+
+def _cli_value(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(str(v) for v in value) + "]"
+    return str(value)
+
+
+def load_sweep(path: str | Path) -> dict[str, Any]:
+    """Parse and check a sweep file: method, metric and at least one parameter, each with values."""
+    path = Path(path)
+    if not path.is_file():
+        raise SweepSpecError(f"Sweep file {path} does not exist.")
+    try:
+        spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise SweepSpecError(f"{path}: not valid YAML ({error}).") from None
+    method = spec.get("method", "grid")
+    if method not in METHODS:
+        raise SweepSpecError(f"{path}: method {method!r} is not one of {list(METHODS)}.")
+    parameters = spec.get("parameters") or {}
+    if not parameters:
+        raise SweepSpecError(f"{path}: `parameters` is empty; list at least one LightningCLI key with values.")
+    for key, rule in parameters.items():
+        if not isinstance(rule, dict) or not ({"values", "value", "distribution", "min", "max"} & set(rule)):
+            raise SweepSpecError(f"{path}: parameter {key!r} needs `values: [...]` (or `value`, or a distribution).")
+        if "values" in rule and not rule["values"]:
+            raise SweepSpecError(f"{path}: parameter {key!r} has an empty `values` list.")
+    spec.setdefault("method", method)
+    spec.setdefault("metric", {"name": "val/kad", "goal": "minimize"})
+    return spec
+
+
+def grid_points(spec: dict[str, Any]) -> list[SweepPoint]:
+    """The cartesian product of every parameter's ``values`` (``value`` counts as one value).
+
+    Raises:
+        SweepSpecError: a parameter given only as a distribution (the local runner needs explicit values).
+    """
+    keys, choices = [], []
+    for key, rule in spec["parameters"].items():
+        if "values" in rule:
+            values = list(rule["values"])
+        elif "value" in rule:
+            values = [rule["value"]]
+        else:
+            raise SweepSpecError(
+                f"Parameter {key!r} is a distribution; the local runner needs an explicit `values` list."
+            )
+        keys.append(key)
+        choices.append(values)
+    return [SweepPoint(dict(zip(keys, combo))) for combo in itertools.product(*choices)]

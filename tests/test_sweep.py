@@ -1,0 +1,95 @@
+"""`make sweep`: the local backend end to end on the tiny config, the report, bad input, and the W&B command."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import yaml
+
+from audioldm_lora.commands.sweep import main as sweep_main
+from audioldm_lora.sweep.spec import SweepSpecError, grid_points, load_sweep
+from audioldm_lora.sweep.wandb_backend import agent_command, wandb_sweep_definition
+from tests.cli_helpers import CONFIG, tiny_args
+
+
+def write_sweep(path: Path, parameters: dict) -> Path:
+    path.write_text(yaml.safe_dump({"method": "grid", "metric": {"name": "val/kad", "goal": "minimize"},
+                                    "parameters": parameters}, sort_keys=False))
+    return path
+
+
+def fixture_overrides(model_dir: Path, data_root: Path, run_dir: Path) -> list[str]:
+    """The tiny-fixture overrides of tests.cli_helpers, without the subcommand, config and run folder."""
+    args = tiny_args("fit", model_dir, data_root, run_dir)[3:]
+    return [a for a in args if not a.startswith(("--trainer.default_root_dir", "--trainer.logger"))]
+
+
+@pytest.mark.slow
+def test_local_sweep_end_to_end(tiny_model_dir: Path, synthetic_root: Path, tmp_path: Path, capsys) -> None:
+    sweep = write_sweep(tmp_path / "sweep.yaml", {"model.init_args.lora_rank": {"values": [0, 2]},
+                                                  "model.init_args.lora_alpha": {"values": [2, 4]}})
+    runs = tmp_path / "runs"
+    extra = fixture_overrides(tiny_model_dir, synthetic_root, tmp_path) + [
+        "--trainer.max_steps=2", "--trainer.val_check_interval=2", "--adapter_export.every_n_steps=0"]
+    argv = ["--sweep", str(sweep), "--config", CONFIG, "--backend", "local", "--runs_dir", str(runs),
+            "--parallel", "2", "--extra", "[" + ",".join(extra) + "]"]
+    assert sweep_main(argv) == 0  # failed points do not stop the sweep
+    with (runs / "sweep_report.csv").open() as handle:
+        rows = {row["point"]: row for row in csv.DictReader(handle)}
+    assert set(rows) == {"rank=0,alpha=2", "rank=0,alpha=4", "rank=2,alpha=2", "rank=2,alpha=4"}
+    for name in ("rank=0,alpha=2", "rank=0,alpha=4"):
+        assert rows[name]["state"] == "failed"
+        assert "rank must be a positive integer" in rows[name]["error"]
+    for name, alpha in (("rank=2,alpha=2", "2.0"), ("rank=2,alpha=4", "4.0")):
+        row = rows[name]
+        assert row["state"] == "done" and row["rank"] == "2" and row["alpha"] == alpha
+        assert int(row["trainable_params"]) > 0 and float(row["adapter_mb"]) > 0
+        assert float(row["steps_per_s"]) > 0 and float(row["peak_memory_mib"]) > 0
+        assert row["val/kad"] and row["val/kad_delta"]
+    assert rows["rank=2,alpha=2"]["trainable_params"] == rows["rank=2,alpha=4"]["trainable_params"]
+    assert (runs / "sweep_kad_heatmap.png").stat().st_size > 1000
+    assert "| rank=2,alpha=4 | done | 2 | 4.0 |" in (runs / "sweep_report.md").read_text()
+
+    log_before = (runs / "rank=2,alpha=2" / "train.log").stat().st_mtime_ns
+    assert sweep_main(argv) == 0  # resumable: finished points are not trained again
+    assert (runs / "rank=2,alpha=2" / "train.log").stat().st_mtime_ns == log_before
+
+
+def test_unknown_parameter_fails_before_any_run(tmp_path: Path, capsys) -> None:
+    sweep = write_sweep(tmp_path / "sweep.yaml", {"model.init_args.lora_rnak": {"values": [2, 4]}})
+    code = sweep_main(["--sweep", str(sweep), "--config", CONFIG, "--backend", "local", "--runs_dir", str(tmp_path / "r")])
+    assert code == 2
+    assert "lora_rnak" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_bad_sweep_files(tmp_path: Path) -> None:
+    with pytest.raises(SweepSpecError, match="`parameters` is empty"):
+        load_sweep(write_sweep(tmp_path / "a.yaml", {}))
+    with pytest.raises(SweepSpecError, match="empty `values` list"):
+        load_sweep(write_sweep(tmp_path / "b.yaml", {"model.init_args.lora_rank": {"values": []}}))
+    with pytest.raises(SweepSpecError, match="does not exist"):
+        load_sweep(tmp_path / "missing.yaml")
+    spec = load_sweep(write_sweep(tmp_path / "c.yaml", {"model.init_args.learning_rate": {"min": 1e-5, "max": 1e-3}}))
+    with pytest.raises(SweepSpecError, match="needs an explicit `values` list"):
+        grid_points(spec)
+
+
+def test_grid_points_and_overrides() -> None:
+    spec = load_sweep(Path(__file__).resolve().parents[1] / "configs" / "sweep.yaml")
+    points = grid_points(spec)
+    assert len(points) == 16
+    assert points[0].overrides() == ["--model.init_args.lora_rank=2", "--model.init_args.lora_alpha=2"]
+    assert points[-1].name == "rank=16,alpha=16"
+
+
+def test_wandb_agent_command_is_built_offline() -> None:
+    spec = load_sweep(Path(__file__).resolve().parents[1] / "configs" / "sweep.yaml")
+    definition = wandb_sweep_definition(spec, "configs/other.yaml")
+    assert definition["command"] == ["${env}", "${interpreter}", "-m", "audioldm_lora", "fit", "--config",
+                                     "configs/other.yaml", "${args}"]
+    assert definition["metric"] == {"name": "val/kad", "goal": "minimize"}
+    assert "command" not in spec  # the file's spec is not modified
+    assert agent_command("me/proj/abc123", count=3)[1:] == ["agent", "--count", "3", "me/proj/abc123"]
