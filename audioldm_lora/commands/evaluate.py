@@ -1,0 +1,186 @@
+"""``audioldm-lora evaluate``: CLAP score, KAD and FAD of a folder of generated clips against a reference folder.
+
+    audioldm-lora evaluate --generated DIR --reference DIR [--prompts FILE | --manifest FILE] \\
+        [--embedder mel-stats | clap[:ID_OR_DIR] | laion:CKPT.pt] [--out DIR] \\
+        [--generated-embeddings A.npy] [--reference-embeddings B.npy] [--clap-convention raw|shifted]
+
+Writes ``metrics.json`` and ``metrics.md`` (a table: all clips, then one row per genre) to ``--out`` and prints the
+table. Genres come from subfolders (``DIR/<genre>/clip.wav``) or the manifest's ``genre`` column; prompts from the
+manifest's ``caption``, ``--prompts``, or ``<stem>.json`` sidecars (see :mod:`metrics.clip_labels`). The CLAP score
+needs prompts and a CLAP embedder. Embeddings are cached per file (content hash + embedder id).
+
+``main(argv)`` returns the exit status: 0 on success, 2 for bad input (the message names the file or folder and
+what to fix; nothing is written).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from jsonargparse import ArgumentParser
+
+from datamodules.audio import AudioDecodeError
+from metrics.cache import EmbeddingCache, atomic_write_bytes, default_cache_dir, embed_files
+from metrics.checks import EmbeddingError
+from metrics.clap_score import CLAP_CONVENTIONS
+from metrics.clip_labels import Clip, EvaluationInputError, discover_clips, label_clips
+from metrics.embedders import EMBEDDER_SPECS, AudioEmbedder, build_embedder
+from metrics.evaluation import LabelledEmbeddings, render_markdown, score_report
+
+EXIT_BAD_INPUT = 2
+
+
+def build_parser() -> ArgumentParser:
+    """The command's arguments (``--help`` shows them)."""
+    parser = ArgumentParser(prog="audioldm-lora evaluate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--generated", type=str | None, default=None, help="folder of generated clips.")
+    parser.add_argument("--reference", type=str | None, default=None, help="folder of reference (real) clips.")
+    parser.add_argument("--prompts", type=str | None, default=None,
+                        help="prompts of the generated clips: one per line (sorted clip order), or CSV/JSONL/JSON "
+                             "with path and prompt[, genre].")
+    parser.add_argument("--manifest", type=str | None, default=None,
+                        help="CSV manifest path,caption,genre of the generated clips (paths relative to it).")
+    parser.add_argument("--embedder", type=str, default="mel-stats",
+                        help=f"embedding model: {', '.join(EMBEDDER_SPECS)}.")
+    parser.add_argument("--out", type=str | None, default=None,
+                        help="output folder for metrics.json and metrics.md (default: runs/evaluate/<generated>).")
+    parser.add_argument("--generated-embeddings", type=str | None, default=None,
+                        help="precomputed [N, D] .npy embeddings instead of --generated.")
+    parser.add_argument("--reference-embeddings", type=str | None, default=None,
+                        help="precomputed [M, D] .npy embeddings instead of --reference.")
+    parser.add_argument("--clap-convention", type=str, choices=list(CLAP_CONVENTIONS), default="raw",
+                        help="raw: mean cosine in [-1, 1] (audiocraft); shifted: (cos + 1) / 2 (the paper's code).")
+    parser.add_argument("--kad-bandwidth", type=float | None, default=None,
+                        help="fixed KAD bandwidth (default: median pairwise distance of the generated set).")
+    parser.add_argument("--cache-dir", type=str | None, default=None,
+                        help=f"embedding cache folder (default: {default_cache_dir()}).")
+    parser.add_argument("--no-cache", action="store_true", help="do not read or write cached embeddings.")
+    parser.add_argument("--device", type=str | None, default=None, help="cpu or cuda (default: cuda if available).")
+    parser.add_argument("--batch-size", type=int, default=8, help="clips per embedding batch.")
+    parser.add_argument("--seed", type=int, default=0, help="seed of CLAP's random crop of clips over 10 s.")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the evaluation; returns 0, or 2 after printing what is wrong with the input."""
+    args = build_parser().parse_args(argv)
+    try:
+        report, out = _run(args)
+    except (EvaluationInputError, EmbeddingError, AudioDecodeError, FileNotFoundError, ValueError) as error:
+        print(f"audioldm-lora evaluate: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    markdown = render_markdown(report)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out / "metrics.json", (json.dumps(report, indent=2) + "\n").encode("utf-8"))
+    atomic_write_bytes(out / "metrics.md", markdown.encode("utf-8"))
+    print(markdown, end="")
+    print(f"Wrote {out / 'metrics.json'} and {out / 'metrics.md'}")
+    return 0
+
+
+def _run(args) -> tuple[dict, Path]:
+    """Validate the inputs, embed both sets and score them; nothing is written here."""
+    for folder, npy, role in ((args.generated, args.generated_embeddings, "generated"),
+                              (args.reference, args.reference_embeddings, "reference")):
+        if (folder is None) == (npy is None):
+            raise EvaluationInputError(f"give exactly one of --{role} DIR or --{role}-embeddings FILE.npy")
+    if (args.prompts or args.manifest) and args.generated is None:
+        raise EvaluationInputError("--prompts and --manifest describe the clips of --generated DIR")
+    if args.batch_size < 1:
+        raise EvaluationInputError(f"--batch-size must be at least 1, got {args.batch_size}")
+    generated_clips = reference_clips = None
+    if args.generated is not None:
+        generated_clips = label_clips(discover_clips(args.generated, "generated"), args.prompts, args.manifest)
+    if args.reference is not None:
+        reference_clips = discover_clips(args.reference, "reference")
+    for clips, role in ((generated_clips, "generated"), (reference_clips, "reference")):
+        if clips is not None and len(clips) < 2:
+            raise EvaluationInputError(
+                f"the {role} folder holds {len(clips)} audio file; KAD and FAD need at least 2 clips per set"
+            )
+
+    notes: list[str] = []
+    embedder: AudioEmbedder | None = None
+    cache: EmbeddingCache | None = None
+    if generated_clips is not None or reference_clips is not None:
+        device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        embedder = build_embedder(args.embedder, device=device, batch_size=args.batch_size, seed=args.seed).load()
+        cache = None
+        if not args.no_cache:
+            cache = EmbeddingCache(args.cache_dir or default_cache_dir(), embedder.embedder_id)
+    generated = _embeddings(generated_clips, args.generated, args.generated_embeddings, "generated", embedder, cache,
+                            args.batch_size)
+    reference = _embeddings(reference_clips, args.reference, args.reference_embeddings, "reference", embedder, cache,
+                            args.batch_size)
+
+    text_embeddings, prompted = None, None
+    if generated_clips is not None:
+        prompted = [bool(clip.prompt) for clip in generated_clips]
+        if not any(prompted):
+            notes.append("no prompts for the generated clips (--prompts, --manifest or <stem>.json): no CLAP score")
+        elif embedder is None or not embedder.supports_text:
+            notes.append(f"the CLAP score needs a CLAP embedder (clap:..., laion:...), not {args.embedder!r}")
+        else:
+            texts = [clip.prompt or "" for clip in generated_clips]
+            text_embeddings = embedder.embed_text(texts).cpu().numpy()
+            if not all(prompted):
+                notes.append(f"{prompted.count(False)} generated clips have no prompt and are left out of the CLAP score")
+    elif args.prompts or args.manifest:
+        notes.append("precomputed generated embeddings: no CLAP score")
+
+    report = score_report(
+        generated,
+        reference,
+        text_embeddings=text_embeddings,
+        prompted=prompted,
+        convention=args.clap_convention,
+        bandwidth=args.kad_bandwidth,
+    )
+    report["embedder"] = args.embedder if embedder is not None else "precomputed"
+    report["embedder_id"] = embedder.embedder_id if embedder is not None else "precomputed"
+    report["notes"] = notes
+    if generated_clips is not None:
+        report["generated"]["files"] = [
+            {"key": clip.key, "genre": clip.genre, "prompt": clip.prompt} for clip in generated_clips
+        ]
+    default_name = Path(args.generated or args.generated_embeddings).with_suffix("").name
+    out = Path(args.out) if args.out else Path("runs") / "evaluate" / default_name
+    return report, out
+
+
+def _embeddings(
+    clips: list[Clip] | None,
+    folder: str | None,
+    npy: str | None,
+    role: str,
+    embedder: AudioEmbedder | None,
+    cache: EmbeddingCache | None,
+    batch_size: int,
+) -> LabelledEmbeddings:
+    """Embeddings of one set, from its clips (through the cache) or from a ``.npy`` file."""
+    if clips is not None:
+        assert embedder is not None
+        values = embed_files([clip.path for clip in clips], embedder, cache, batch_size)
+        return LabelledEmbeddings(values, [clip.genre for clip in clips], str(folder))
+    path = Path(npy)
+    if not path.is_file():
+        raise EvaluationInputError(f"--{role}-embeddings file {path} not found")
+    try:
+        values = np.load(path, allow_pickle=False)
+    except ValueError as error:
+        raise EvaluationInputError(f"--{role}-embeddings {path}: not a plain .npy array ({error})") from error
+    if values.ndim != 2:
+        raise EvaluationInputError(f"--{role}-embeddings {path}: expected a 2-D [N, D] array, got shape {values.shape}")
+    if values.shape[0] < 2:
+        raise EvaluationInputError(
+            f"--{role}-embeddings {path} holds {values.shape[0]} embedding; KAD and FAD need at least 2 per set"
+        )
+    return LabelledEmbeddings(values.astype(np.float32), [None] * values.shape[0], str(path))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
