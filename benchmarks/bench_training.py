@@ -93,7 +93,7 @@ def authors_step_fn(model_dir: Path, mels: torch.Tensor):
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        return float(loss)
+        return float(loss.detach())
 
     return step
 
@@ -120,7 +120,7 @@ def framework_step_fn(model_dir: Path, mels: torch.Tensor):
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        return float(loss)
+        return float(loss.detach())
 
     return step
 

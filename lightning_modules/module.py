@@ -300,7 +300,7 @@ class AudioLDMLoRA(LightningModule):
             weight_decay=self.hparams.weight_decay,
             eps=self.hparams.adam_epsilon,
         )
-        total_steps = int(self.trainer.estimated_stepping_batches) if self.trainer is not None else 1
+        total_steps = int(self.trainer.estimated_stepping_batches) if self._trainer is not None else 1
         name = self.hparams.lr_schedule
         if name == "constant":
             name = "constant_with_warmup"
