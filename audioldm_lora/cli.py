@@ -21,6 +21,9 @@ TOOLS: dict[str, str] = {
     "synth-data": "audioldm_lora.commands.synth_data",
     "evaluate": "audioldm_lora.commands.evaluate",
     "mos": "audioldm_lora.commands.mos",
+    "generate": "audioldm_lora.commands.generate",
+    "merge": "audioldm_lora.commands.merge",
+    "model-card": "audioldm_lora.commands.model_card",
     "sweep": "audioldm_lora.commands.sweep",
     "sweep-report": "audioldm_lora.commands.sweep_report",
 }

@@ -176,8 +176,7 @@ def save_adapter(unet: UNet2DConditionModel, directory: str | Path, info: dict[s
     return final
 
 
-# Public names for the tools that stage whole output directories (generate, merge) and load adapters quietly the
+# Public names for the tools (generate, merge) that stage their output beside it and load adapters quietly, the
 # same way as the adapter export above.
 staging_directory = _atomic_directory
-publish_directory = _publish
 quiet_diffusers = _quiet_diffusers

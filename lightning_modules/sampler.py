@@ -7,6 +7,7 @@ pipeline only as the reference its tests match. Guidance runs in one batch (unco
 from __future__ import annotations
 
 import inspect
+import math
 from typing import Callable
 
 import torch
@@ -97,6 +98,45 @@ def decode_to_waveform(components: AudioLDMComponents, latents: torch.Tensor, nu
     return waveform.float()[:, :num_samples]
 
 
+def _produced_samples(components: AudioLDMComponents, duration: float) -> int:
+    """Samples the decoder returns for ``duration`` before the cut (the pipeline's frame rounding)."""
+    hop = round(components.seconds_per_frame * components.sampling_rate)
+    return components.mel_frames(duration) * hop
+
+
+def check_duration(components: AudioLDMComponents, duration: float) -> None:
+    """Raise ValueError for a duration the model's geometry cannot produce exactly.
+
+    Durations must be finite and at least one VAE latent row (``vae_scale_factor`` mel frames: 40 ms for every
+    AudioLDM). AudioLDMPipeline also floors ``duration / hop`` to whole frames, so some durations (4.01 s, 2.01 s,
+    0.29 s ...) would silently come out a few milliseconds short; they are refused with the nearest exact ones.
+    """
+    min_duration = components.seconds_per_frame * components.vae_scale_factor
+    if not math.isfinite(duration) or duration <= 0:
+        raise ValueError(f"duration must be a positive number of seconds, got {duration}.")
+    if duration < min_duration:
+        raise ValueError(f"duration {duration} s is shorter than the model's minimum of {min_duration} s.")
+    wanted = int(duration * components.sampling_rate)
+    produced = _produced_samples(components, duration)
+    if wanted > produced:
+        below = produced / components.sampling_rate
+        while below > min_duration and not _is_exact(components, below):
+            below -= min_duration
+        above = produced / components.sampling_rate + min_duration
+        while not _is_exact(components, above):
+            above += min_duration
+        raise ValueError(
+            f"duration {duration} s cannot be produced exactly: the model generates whole latent rows of "
+            f"{components.vae_scale_factor} mel frames and the frame count is rounded down, which gives "
+            f"{produced} of the {wanted} samples asked for. Use {below:g} s or {above:g} s."
+        )
+
+
+def _is_exact(components: AudioLDMComponents, duration: float) -> bool:
+    """Whether the decoder returns at least the ``duration * sampling_rate`` samples asked for."""
+    return int(duration * components.sampling_rate) <= _produced_samples(components, duration)
+
+
 @torch.no_grad()
 def generate(
     components: AudioLDMComponents,
@@ -119,9 +159,7 @@ def generate(
     """
     if not prompts:
         raise ValueError("generate needs at least one prompt.")
-    min_duration = components.seconds_per_frame * components.vae_scale_factor
-    if duration < min_duration:
-        raise ValueError(f"duration {duration} s is shorter than the model's minimum of {min_duration} s.")
+    check_duration(components, duration)
     if isinstance(scheduler, str):
         scheduler = make_scheduler(scheduler, components.scheduler)
     elif scheduler is None:

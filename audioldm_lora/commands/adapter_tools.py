@@ -1,0 +1,117 @@
+"""What the adapter tools (generate, merge, model-card) share: the arguments, the checks done before any model
+is loaded, loading base plus adapters, and turning the errors a user can fix into a message and exit status 2.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from jsonargparse import ArgumentParser, Namespace
+
+from lightning_modules.adapter_files import AdapterError, AdapterFile, parse_adapter_specs, read_adapter
+from lightning_modules.adapters import load_adapters
+from lightning_modules.components import AudioLDMComponents, ModelLoadError, load_components
+from lightning_modules.hub import HubUploadError
+from lightning_modules.model_card import ModelCardError
+
+
+class CommandInputError(ValueError):
+    """Bad input to a tool (empty prompts file, occupied --out ...); the message says what to fix."""
+
+
+USER_ERRORS = (CommandInputError, AdapterError, ModelLoadError, ModelCardError, HubUploadError)
+
+
+def add_model_arguments(parser: ArgumentParser) -> None:
+    """``--base`` and the repeatable ``--adapter``."""
+    parser.add_argument(
+        "--base",
+        type=str | None,
+        default=None,
+        help="base AudioLDM: hub id (cvssp/audioldm-s-full-v2) or local diffusers folder; default: the "
+        "base_model recorded in the first adapter's adapter_info.json.",
+    )
+    parser.add_argument(
+        "--adapter",
+        type=str,
+        action="append",
+        default=[],
+        metavar="[NAME=]PATH[=WEIGHT]",
+        help="a LoRA adapter folder (or its .safetensors file), optionally named and weighted: "
+        "runs/jazz/adapters/final=0.7 or jazz=runs/jazz/adapters/final=0.7. Repeat to mix several "
+        "(diffusers set_adapters); the name defaults to the folder's name.",
+    )
+
+
+def read_adapters(arguments: list[str]) -> list[AdapterFile]:
+    """Parse ``--adapter`` arguments and read their files (every file problem surfaces here, before any model)."""
+    return [read_adapter(spec) for spec in parse_adapter_specs(arguments)]
+
+
+def resolve_base(base: str | None, adapters: list[AdapterFile]) -> str:
+    """``--base``, else the first adapter's recorded base model."""
+    if base:
+        return base
+    recorded = next((a.info.get("base_model") for a in adapters if a.info.get("base_model")), None)
+    if not recorded:
+        raise CommandInputError("No --base given and no adapter records its base_model; pass --base ID|DIR.")
+    return str(recorded)
+
+
+def check_output_directory(out: Path, overwrite: bool) -> None:
+    """Refuse an ``--out`` that holds files unless ``overwrite`` (it is then replaced as a whole at the end)."""
+    if out.exists() and not out.is_dir():
+        raise CommandInputError(f"--out {out} exists and is not a folder.")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise CommandInputError(f"--out {out} already holds files; choose a new folder or pass --overwrite.")
+
+
+def swap_in_directory(staging: Path, out: Path) -> None:
+    """Rename the complete ``staging`` folder to ``out``; an existing ``out`` is moved aside first, then deleted.
+
+    One rename when ``out`` is new, so ``out`` appears complete or not at all. (The adapter export replaces files
+    one by one instead, because its folder must never disappear; an output folder of clips or a merged model must
+    never be partial.) The folder gets the usual permissions (umask), not the staging folder's private 0700.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        out.rename(old)
+        staging.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        staging.rename(out)
+
+
+def default_device() -> str:
+    """``cuda`` when a GPU is visible, else ``cpu``."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_model(base: str, adapters: list[AdapterFile], device: str) -> AudioLDMComponents:
+    """Load the base AudioLDM, then the adapters into its UNet at their weights, on ``device``, in eval mode."""
+    components = load_components(base)
+    load_adapters(components.unet, adapters, base)
+    for module in (components.vae, components.text_encoder, components.unet, components.vocoder):
+        module.to(device).eval()
+    return components
+
+
+def run_tool(name: str, parser: ArgumentParser, argv: list[str] | None, run: Callable[[Namespace], int]) -> int:
+    """Parse ``argv`` and call ``run``; a user error prints ``audioldm-lora NAME: error: ...`` and returns 2."""
+    try:
+        args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else 2
+    try:
+        return run(args)
+    except USER_ERRORS as error:
+        print(f"audioldm-lora {name}: error: {error}", file=sys.stderr)
+        return 2

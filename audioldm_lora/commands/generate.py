@@ -1,0 +1,188 @@
+"""``audioldm-lora generate``: text to 16 kHz wav files with the base AudioLDM and any mix of LoRA adapters.
+
+    audioldm-lora generate --base ID|DIR --adapter PATH[=WEIGHT] ... (--prompt TEXT ... | --prompts FILE)
+        [--seed S] [--per-prompt K] [--steps N] [--guidance W] [--duration SEC] [--batch-size B] --out DIR
+
+Each clip gets ``<index>_<prompt>_seed<seed>.wav`` and a ``.json`` sidecar (prompt, seed, adapters and weights,
+steps, guidance, scheduler, base), like ``lightning predict``; ``generation.json`` lists the run. Clip ``i`` uses
+seed ``S + i`` with its own generator, so a clip does not depend on the batch it was generated in.
+
+Writes are all or nothing: clips go to a staging folder beside ``--out`` that is renamed to ``--out`` only when every
+clip is written, so an error or Ctrl-C never leaves a half-filled ``--out`` (a partial set of clips would silently
+skew an evaluation run on it). Exit status 0 on success, 2 for bad input (nothing written).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+from typing import Any, Literal
+
+from jsonargparse import ArgumentParser, Namespace
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from audioldm_lora.commands.adapter_tools import (
+    CommandInputError,
+    add_model_arguments,
+    check_output_directory,
+    default_device,
+    load_model,
+    read_adapters,
+    resolve_base,
+    run_tool,
+    swap_in_directory,
+)
+from callbacks.prediction_writer import slugify
+from datamodules.audio import save_audio
+from lightning_modules.components import AudioLDMComponents
+from lightning_modules.lora import staging_directory
+from lightning_modules.sampler import SCHEDULERS, check_duration, generate, seeded_generators
+
+MANIFEST = "generation.json"
+
+
+def make_parser() -> ArgumentParser:
+    """The command's arguments."""
+    parser = ArgumentParser(prog="audioldm-lora generate", description=__doc__.split("\n\n")[0])
+    add_model_arguments(parser)
+    parser.add_argument("--prompt", type=str, action="append", default=[], help="a prompt; repeat for several.")
+    parser.add_argument("--prompts", type=str | None, default=None, help="text file, one prompt per line.")
+    parser.add_argument("--negative-prompt", type=str | None, default=None, help="guidance's negative prompt.")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the first clip; clip i uses seed + i.")
+    parser.add_argument("--per-prompt", type=int, default=1, help="clips per prompt (consecutive seeds).")
+    parser.add_argument("--steps", type=int, default=50, help="sampler steps (the paper: 200).")
+    parser.add_argument("--guidance", type=float, default=2.5, help="classifier-free guidance weight (1: off).")
+    parser.add_argument("--scheduler", type=Literal[tuple(sorted(SCHEDULERS))], default="ddim", help="sampler.")
+    parser.add_argument("--duration", type=float, default=10.24, help="seconds per clip.")
+    parser.add_argument("--batch-size", type=int, default=4, help="clips per sampler batch.")
+    parser.add_argument("--device", type=str | None, default=None, help="cuda, cpu, ... (default: cuda if present).")
+    parser.add_argument("--out", type=str, required=True, help="output folder (new or empty).")
+    parser.add_argument("--overwrite", action="store_true", help="replace an --out that already holds files.")
+    parser.add_argument("--progress", type=bool, default=True, help="show a progress bar over clips.")
+    return parser
+
+
+def read_prompts(prompts: list[str], prompts_file: str | None) -> list[str]:
+    """The prompts from ``--prompt`` or from ``--prompts FILE`` (one per line, blank lines skipped)."""
+    if bool(prompts) == bool(prompts_file):
+        raise CommandInputError("Give --prompt TEXT (repeatable) or --prompts FILE, not both and not neither.")
+    if not prompts_file:
+        if not all(p.strip() for p in prompts):
+            raise CommandInputError("--prompt must not be empty.")
+        return list(prompts)
+    path = Path(prompts_file)
+    if not path.is_file():
+        raise CommandInputError(f"--prompts {path} does not exist.")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        raise CommandInputError(f"--prompts {path} is not UTF-8 text ({error}).") from error
+    found = [line.strip() for line in lines if line.strip()]
+    if not found:
+        raise CommandInputError(f"--prompts {path} holds no prompt; write one prompt per line.")
+    return found
+
+
+def _check_settings(args: Namespace) -> None:
+    for name in ("steps", "batch_size", "per_prompt"):
+        if getattr(args, name) < 1:
+            raise CommandInputError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}.")
+    if not math.isfinite(args.guidance):
+        raise CommandInputError(f"--guidance must be a finite number, got {args.guidance}.")
+
+
+def _progress(enabled: bool) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("clips"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        disable=not enabled,
+    )
+
+
+def _write_clips(
+    args: Namespace,
+    components: AudioLDMComponents,
+    clips: list[tuple[str, int]],
+    settings: dict[str, Any],
+    staging: Path,
+) -> list[dict[str, Any]]:
+    """Generate ``clips`` (prompt, seed) batch by batch into ``staging``; returns the manifest's clip entries."""
+    written = []
+    with _progress(args.progress) as progress:
+        task = progress.add_task("generating", total=len(clips))
+
+        def step(index: int) -> None:
+            progress.update(task, description=f"step {index + 1}/{args.steps}")
+
+        for start in range(0, len(clips), args.batch_size):
+            batch = clips[start : start + args.batch_size]
+            waveforms = generate(
+                components,
+                [prompt for prompt, _ in batch],
+                args.duration,
+                num_inference_steps=args.steps,
+                guidance_scale=args.guidance,
+                negative_prompt=args.negative_prompt,
+                generator=seeded_generators([seed for _, seed in batch], components.unet.device),
+                scheduler=args.scheduler,
+                progress=step,
+            ).cpu()
+            for offset, ((prompt, seed), waveform) in enumerate(zip(batch, waveforms)):
+                index = start + offset
+                stem = f"{index:05d}_{slugify(prompt)}_seed{seed}"
+                save_audio(staging / f"{stem}.wav", waveform, components.sampling_rate)
+                sidecar = {"index": index, "prompt": prompt, "seed": seed, "file": f"{stem}.wav", **settings}
+                (staging / f"{stem}.json").write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
+                written.append({"index": index, "prompt": prompt, "seed": seed, "file": f"{stem}.wav"})
+            progress.advance(task, len(batch))
+    return written
+
+
+def run(args: Namespace) -> int:
+    """Generate every clip into a staging folder, then publish it as ``--out``."""
+    prompts = read_prompts(args.prompt, args.prompts)
+    _check_settings(args)
+    adapters = read_adapters(args.adapter)
+    base = resolve_base(args.base, adapters)
+    out = Path(args.out).expanduser()
+    check_output_directory(out, args.overwrite)
+    components = load_model(base, adapters, args.device or default_device())
+    try:
+        check_duration(components, args.duration)
+    except ValueError as error:
+        raise CommandInputError(f"--duration: {error}") from error
+    settings = {
+        "negative_prompt": args.negative_prompt,
+        "num_inference_steps": args.steps,
+        "guidance_scale": args.guidance,
+        "scheduler": args.scheduler,
+        "duration": args.duration,
+        "sample_rate": components.sampling_rate,
+        "base_model": base,
+        "adapters": [a.spec.describe() for a in adapters],
+    }
+    clips = [(prompt, args.seed + i) for i, prompt in enumerate(p for p in prompts for _ in range(args.per_prompt))]
+    staging = staging_directory(out)
+    try:
+        written = _write_clips(args, components, clips, settings, staging)
+        manifest = {**settings, "clips": written}
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        swap_in_directory(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    print(f"{len(written)} clip(s) written to {out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status (0 success, 2 bad input)."""
+    return run_tool("generate", make_parser(), argv, run)

@@ -1,0 +1,84 @@
+"""``audioldm-lora merge``: fuse LoRA adapters into the UNet and write a complete diffusers AudioLDM folder.
+
+    audioldm-lora merge --base ID|DIR --adapter PATH[=WEIGHT] ... --out DIR
+        [--model-card] [--metrics FILE] [--license L] [--push-to-hub REPO_ID]
+
+The result loads with plain diffusers, no project code and no peft: ``AudioLDMPipeline.from_pretrained(DIR)``.
+Several adapters are fused at their weights (as ``set_adapters`` mixes them). ``merge_info.json`` records the base
+and the adapters; ``--model-card`` adds a README.md. The folder is written beside ``--out`` and renamed into place
+at the end, so a failure leaves no partial model. Exit status 0 on success, 2 for bad input.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from jsonargparse import ArgumentParser, Namespace
+
+from audioldm_lora.commands.adapter_tools import (
+    CommandInputError,
+    add_model_arguments,
+    check_output_directory,
+    load_model,
+    read_adapters,
+    resolve_base,
+    run_tool,
+    swap_in_directory,
+)
+from lightning_modules.adapters import fuse_adapters
+from lightning_modules.export import write_audioldm_directory
+from lightning_modules.hub import push_folder
+from lightning_modules.lora import staging_directory
+from lightning_modules.model_card import merged_card, read_metrics, write_card
+
+MERGE_INFO = "merge_info.json"
+
+
+def make_parser() -> ArgumentParser:
+    """The command's arguments."""
+    parser = ArgumentParser(prog="audioldm-lora merge", description=__doc__.split("\n\n")[0])
+    add_model_arguments(parser)
+    parser.add_argument("--out", type=str, required=True, help="output folder (new or empty).")
+    parser.add_argument("--overwrite", action="store_true", help="replace an --out that already holds files.")
+    parser.add_argument("--model-card", action="store_true", help="write a README.md model card into --out.")
+    parser.add_argument("--metrics", type=str | None, default=None, help="metrics JSON for the model card.")
+    parser.add_argument("--license", type=str, default="other", help="license in the card (that of the base).")
+    parser.add_argument("--push-to-hub", type=str | None, default=None, metavar="REPO_ID", help="upload --out.")
+    parser.add_argument("--private", action="store_true", help="create the hub repository as private.")
+    return parser
+
+
+def run(args: Namespace) -> int:
+    """Load, fuse, write into a staging folder, publish; then push when asked."""
+    if not args.adapter:
+        raise CommandInputError("merge needs at least one --adapter PATH[=WEIGHT].")
+    adapters = read_adapters(args.adapter)
+    base = resolve_base(args.base, adapters)
+    out = Path(args.out).expanduser()
+    check_output_directory(out, args.overwrite)
+    metrics = read_metrics(args.metrics) if args.metrics else None
+    components = load_model(base, adapters, "cpu")
+    fuse_adapters(components.unet, [a.spec.name for a in adapters])
+    described = [(a.spec.describe(), a.info) for a in adapters]
+    staging = staging_directory(out)
+    try:
+        write_audioldm_directory(components, staging)
+        info = {"base_model": base, "adapters": [{**spec, "info": info} for spec, info in described]}
+        (staging / MERGE_INFO).write_text(json.dumps(info, indent=2, default=str) + "\n", encoding="utf-8")
+        if args.model_card:
+            write_card(staging, merged_card(base, described, metrics, license=args.license, repo_id=args.push_to_hub))
+        swap_in_directory(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    print(f"Merged {', '.join(a.spec.name for a in adapters)} into {base}: {out}")
+    if args.push_to_hub:
+        print(f"Uploaded: {push_folder(out, args.push_to_hub, private=args.private)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status (0 success, 2 bad input)."""
+    return run_tool("merge", make_parser(), argv, run)

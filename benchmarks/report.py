@@ -1,0 +1,51 @@
+"""Shared by the benchmarks: a description of the machine, and rewriting one section of docs/benchmarks.md.
+
+Each benchmark owns the section between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->`` and replaces only that,
+so benchmarks run at different times (or on different machines) keep each other's results.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import re
+from pathlib import Path
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+HEADER = "# Benchmarks\n\nWritten by the scripts in `benchmarks/` (`make bench`); each section says how to rerun it.\n"
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (the processor string elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def machine() -> str:
+    """One line: cores, CPU model, load average (other work on the machine skews timings), OS, date."""
+    load = ", ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+    today = datetime.date.today().isoformat()
+    return (
+        f"{os.cpu_count()} cores ({cpu_model()}), load average {load} at the start, "
+        f"{platform.system()} {platform.release()}, {today}"
+    )
+
+
+def update_section(name: str, body: str, doc: Path = DOC) -> Path:
+    """Replace (or append) the section ``name`` of ``doc`` with ``body``; the rest of the file is kept."""
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    block = f"{begin}\n{body.rstrip()}\n{end}\n"
+    text = doc.read_text(encoding="utf-8") if doc.exists() else HEADER
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end) + r"\n?", re.DOTALL)
+    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + block
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    tmp = doc.with_name(f".{doc.name}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(doc)
+    return doc

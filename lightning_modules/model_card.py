@@ -1,0 +1,302 @@
+"""Model cards (a Hugging Face ``README.md``) for an adapter or a merged model, built offline from the run's records.
+
+The card is made from ``adapter_info.json`` (base model, rank, alpha, targets, genres, steps, data config) and an
+optional metrics JSON (the evaluation report, or any ``{set: {metric: value}}`` mapping). Its YAML front matter is
+what the Hub indexes: ``library_name: diffusers``, ``base_model`` (only when it is a hub id: the Hub refuses local
+paths there), ``license``, ``tags``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from datamodules.manifest import DataSourceError, read_csv_manifest, scan_genre_folders
+from lightning_modules.lora import ADAPTER_WEIGHTS
+
+CARD_FILE = "README.md"
+BASE_TAGS = ["diffusers", "audioldm", "text-to-audio", "music", "audioldm-lora"]
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+class ModelCardError(ValueError):
+    """A metrics file that cannot be read or holds no numbers; the message names the file."""
+
+
+def is_hub_id(name: str | None) -> bool:
+    """Whether ``name`` looks like ``owner/model`` and is not a local path."""
+    return bool(name) and bool(_HUB_ID.match(str(name))) and not Path(str(name)).expanduser().exists()
+
+
+def read_metrics(path: str | Path) -> dict[str, Any]:
+    """Parse a metrics JSON file.
+
+    Raises:
+        ModelCardError: the file is missing, not JSON, or not a JSON object or list.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelCardError(f"Metrics file {path} does not exist.")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ModelCardError(f"Metrics file {path} is not valid JSON ({error}).") from error
+    if isinstance(data, list):
+        data = {"rows": data}
+    if not isinstance(data, dict):
+        raise ModelCardError(f"Metrics file {path} must hold a JSON object, not {type(data).__name__}.")
+    return data
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _flatten(row: dict[str, Any]) -> dict[str, Any]:
+    """``{"base": {"kad": 1}}`` -> ``{"base/kad": 1}`` (one level), keeping numbers and None only."""
+    flat: dict[str, Any] = {}
+    for key, value in row.items():
+        if isinstance(value, dict):
+            flat.update({f"{key}/{k}": v for k, v in value.items() if _is_number(v) or v is None})
+        elif _is_number(value) or value is None:
+            flat[key] = value
+    return flat
+
+
+def _rows(metrics: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The table's rows: the report's ``rows``, a ``{set: {...}}`` mapping, or one row of top-level numbers."""
+    table = metrics.get("rows", metrics)
+    if isinstance(table, list):
+        named = {}
+        for index, row in enumerate(r for r in table if isinstance(r, dict)):
+            label = next((str(row[k]) for k in ("set", "name", "genre", "system") if k in row), str(index))
+            named[label] = row
+        table = named
+    nested = {str(k): v for k, v in table.items() if isinstance(v, dict)}
+    if nested:
+        return {name: _flatten(row) for name, row in nested.items()}
+    return {"all": _flatten(table)}
+
+
+def _format(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.4f}"
+
+
+def metrics_table(metrics: dict[str, Any]) -> list[str]:
+    """A markdown table (one row per set, one column per numeric metric) of a metrics mapping.
+
+    Raises:
+        ModelCardError: nothing numeric to show.
+    """
+    rows = _rows(metrics)
+    columns: list[str] = []
+    for row in rows.values():
+        columns += [key for key, value in row.items() if key not in columns and _is_number(value)]
+    if not columns:
+        raise ModelCardError("The metrics hold no numbers to tabulate (expected {set: {metric: value}} or 'rows').")
+    lines = ["| set | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
+    for name, row in rows.items():
+        lines.append(f"| {name} | " + " | ".join(_format(row.get(column)) for column in columns) + " |")
+    for role in ("generated", "reference"):
+        if isinstance(metrics.get(role), dict) and "source" in metrics[role]:
+            source = metrics[role]
+            lines.append(f"\n{role.capitalize()} set: `{source['source']}` ({source.get('clips', '?')} clips).")
+    return lines
+
+
+def data_size(info: dict[str, Any]) -> str | None:
+    """Training clips per genre: from ``info["data_size"]`` if recorded, else counted in the data source now."""
+    if "data_size" in info:
+        return str(info["data_size"])
+    config = info.get("data_config") or {}
+    try:
+        if config.get("manifest"):
+            items = read_csv_manifest(config["manifest"])
+        elif config.get("root"):
+            items = scan_genre_folders(config["root"])
+        else:
+            return None
+    except (DataSourceError, OSError):
+        return None
+    wanted = set(config.get("genres") or info.get("genres") or [])
+    items = [item for item in items if not wanted or item.genre in wanted]
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[item.genre] = counts.get(item.genre, 0) + 1
+    detail = ", ".join(f"{genre}: {n}" for genre, n in sorted(counts.items()))
+    return f"{len(items)} source files ({detail}; counted when this card was written)"
+
+
+def front_matter(base_model: str | None, license: str, tags: list[str], relation: str | None = None) -> str:
+    """The YAML block the Hub reads."""
+    meta: dict[str, Any] = {"library_name": "diffusers", "pipeline_tag": "text-to-audio", "license": license}
+    if is_hub_id(base_model):
+        meta["base_model"] = base_model
+        if relation:
+            meta["base_model_relation"] = relation
+    meta["tags"] = list(dict.fromkeys(tags))
+    return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n"
+
+
+def _genre_tags(genres: list[str]) -> list[str]:
+    return [re.sub(r"[^a-z0-9-]+", "-", g.lower()).strip("-") for g in genres if g]
+
+
+def _listed(value: Any) -> str | None:
+    """``[a, b]`` -> ``"a, b"``; a string as it is; nothing -> None."""
+    if isinstance(value, (list, tuple, set)):
+        return ", ".join(str(v) for v in value) or None
+    return str(value) if value else None
+
+
+def _training_rows(info: dict[str, Any]) -> list[str]:
+    data = info.get("data_config") or {}
+    scale = None
+    if info.get("rank") and info.get("alpha"):
+        scale = f"{info['alpha'] / (math.sqrt(info['rank']) if info.get('use_rslora') else info['rank']):g}"
+    facts = [
+        ("base model", info.get("base_model")),
+        ("rank", info.get("rank")),
+        ("alpha", info.get("alpha")),
+        ("update scale (alpha / rank; / sqrt(rank) with rsLoRA)", scale),
+        ("target modules", _listed(info.get("target_modules"))),
+        ("init", info.get("init")),
+        ("DoRA / rsLoRA", f"{info.get('use_dora', False)} / {info.get('use_rslora', False)}" if info else None),
+        ("trainable parameters", f"{info['trainable_parameters']:,}" if info.get("trainable_parameters") else None),
+        ("optimizer steps", info.get("global_step")),
+        ("genres", _listed(info.get("genres"))),
+        ("training data", data.get("manifest") or data.get("root")),
+        ("data size", data_size(info)),
+        ("clip duration (s)", data.get("duration")),
+        ("batch size", data.get("batch_size")),
+    ]
+    lines = ["| setting | value |", "|---|---|"]
+    lines += [f"| {name} | {value} |" for name, value in facts if value not in (None, "")]
+    return lines
+
+
+def _metrics_section(metrics: dict[str, Any] | None) -> list[str]:
+    if metrics is None:
+        return ["## Evaluation", "", "No evaluation metrics were supplied (`audioldm-lora model-card --metrics FILE`)."]
+    return ["## Evaluation", "", *metrics_table(metrics)]
+
+
+def adapter_card(
+    info: dict[str, Any],
+    metrics: dict[str, Any] | None = None,
+    *,
+    base_model: str | None = None,
+    license: str = "other",
+    repo_id: str | None = None,
+) -> str:
+    """The README.md of an adapter folder.
+
+    Args:
+        info: the adapter's ``adapter_info.json``.
+        base_model: hub id of the base when ``info["base_model"]`` is a local path (e.g. a downloaded copy).
+        repo_id: where the adapter will live on the Hub (used in the usage snippet).
+    """
+    base = base_model or info.get("base_model") or "cvssp/audioldm-s-full-v2"
+    genres = list(info.get("genres") or [])
+    tags = [*BASE_TAGS, "lora", *_genre_tags(genres)]
+    prompt = f"{genres[0].replace('_', ' ')} music" if genres else "hip hop music, boom bap"
+    where = repo_id or "path/to/this/folder"
+    title = f"{', '.join(genres)} LoRA for AudioLDM" if genres else "LoRA adapter for AudioLDM"
+    note = [] if is_hub_id(base) else [
+        f"The base was the local folder `{base}`; give its hub id with `--base-model` so the Hub links it.", ""
+    ]
+    lines = [
+        front_matter(base, license, tags, relation="adapter"),
+        f"# {title}",
+        "",
+        (
+            f"A LoRA adapter for the UNet of [{base}]({'https://huggingface.co/' + base if is_hub_id(base) else base}), "
+            "fine-tuned with audioldm-lora on genre-labelled music "
+            "(method: Kim et al., *Enhancing Diffusion-Based Music Generation Performance with LoRA*, 2025)."
+        ),
+        "",
+        *note,
+        "## Usage",
+        "",
+        "```python",
+        "from diffusers import AudioLDMPipeline",
+        f'pipe = AudioLDMPipeline.from_pretrained("{base}")',
+        f'pipe.unet.load_lora_adapter("{where}", prefix=None, weight_name="{ADAPTER_WEIGHTS}", use_safetensors=True)',
+        f'audio = pipe("{prompt}", num_inference_steps=200, audio_length_in_s=10.24).audios[0]',
+        "```",
+        "",
+        (
+            f"or, with this folder downloaded: `audioldm-lora generate --base {base} --adapter path/to/this/folder "
+            f'--prompt "{prompt}" --out samples/`.'
+        ),
+        "",
+        "## Training",
+        "",
+        *_training_rows(info),
+        "",
+        *_metrics_section(metrics),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def merged_card(
+    base_model: str,
+    adapters: list[tuple[dict[str, Any], dict[str, Any]]],
+    metrics: dict[str, Any] | None = None,
+    *,
+    license: str = "other",
+    repo_id: str | None = None,
+) -> str:
+    """The README.md of a merged AudioLDM directory.
+
+    Args:
+        adapters: ``(spec, info)`` per fused adapter: ``spec`` as :meth:`AdapterSpec.describe` gives it, ``info`` its
+            ``adapter_info.json`` (may be empty).
+    """
+    genres = [g for _, info in adapters for g in info.get("genres") or []]
+    tags = [*BASE_TAGS, "lora", "merged-lora", *_genre_tags(genres)]
+    where = repo_id or "path/to/this/folder"
+    lines = [
+        front_matter(base_model, license, tags),
+        f"# AudioLDM with {len(adapters)} fused LoRA adapter(s)",
+        "",
+        (
+            f"The complete AudioLDM pipeline of `{base_model}` with these LoRA adapters fused into its UNet "
+            "(written by `audioldm-lora merge`); it loads with no extra code:"
+        ),
+        "",
+        "```python",
+        "from diffusers import AudioLDMPipeline",
+        f'pipe = AudioLDMPipeline.from_pretrained("{where}")',
+        "```",
+        "",
+        "| adapter | weight | rank | alpha | genres | steps | path |",
+        "|---|---:|---:|---:|---|---:|---|",
+    ]
+    for spec, info in adapters:
+        lines.append(
+            f"| {spec['name']} | {spec['weight']:g} | {info.get('rank', '–')} | {info.get('alpha', '–')} | "
+            f"{', '.join(info.get('genres') or []) or '–'} | {info.get('global_step', '–')} | `{spec['path']}` |"
+        )
+    lines += ["", *_metrics_section(metrics), ""]
+    return "\n".join(lines)
+
+
+def write_card(directory: str | Path, text: str) -> Path:
+    """Write ``directory/README.md``; the file appears only when complete."""
+    path = Path(directory) / CARD_FILE
+    tmp = path.with_name(f".{CARD_FILE}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    return path
