@@ -18,6 +18,8 @@ from callbacks.adapter_export import AdapterExport
 # Tool name -> module exposing ``main(argv: list[str]) -> int``; imported only when called (keeps start-up fast).
 TOOLS: dict[str, str] = {
     "build-tiny": "audioldm_lora.commands.build_tiny",
+    "cache": "audioldm_lora.commands.cache",
+    "prepare": "audioldm_lora.commands.prepare",
     "synth-data": "audioldm_lora.commands.synth_data",
     "evaluate": "audioldm_lora.commands.evaluate",
     "mos": "audioldm_lora.commands.mos",

@@ -1,4 +1,9 @@
-"""GenreAudioDataModule: genre-labelled audio-caption pairs as AudioLDM log-mels, split by source file."""
+"""GenreAudioDataModule: genre-labelled audio-caption pairs as AudioLDM log-mels (or cached latents), split by file.
+
+Sources: a folder per genre, a CSV/JSONL manifest, a Hugging Face dataset or WebDataset shards (one of them).
+Paths: map-style for indexed sources (Lightning adds the DistributedSampler under DDP), or streaming (an
+IterableDataset sharded over ranks and workers; always for shards), or the latent cache (``latent_cache``).
+"""
 
 from __future__ import annotations
 
@@ -6,22 +11,58 @@ import logging
 import math
 import random
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from lightning import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
-from datamodules.audio import AudioDecodeError, audio_info
-from datamodules.dataset import AudioClipDataset, PromptDataset
-from datamodules.manifest import AudioItem, DataSourceError, read_csv_manifest, scan_genre_folders
+from datamodules.audio import AudioDecodeError, AudioInfo, audio_info
+from datamodules.bad_items import MIN_DURATION, BadItem, BadItemError, Reason
+from datamodules.captions import CaptionPolicy
+from datamodules.dataset import AudioClipDataset, PromptDataset, read_clip
+from datamodules.latent_cache import (
+    LatentCacheDataset,
+    SplitRecord,
+    check_cache,
+    load_cache_index,
+)
+from datamodules.manifest import AudioItem, DataSourceError
+from datamodules.ordering import GenreBalancedSampler
+from datamodules.sharding import Consumer, key_fraction
+from datamodules.sources import (
+    DataSource,
+    FolderSource,
+    IndexedSource,
+    ManifestSource,
+    make_source,
+)
+from datamodules.streaming import (
+    ItemStream,
+    Record,
+    ShardStream,
+    StreamingClipDataset,
+    item_records,
+)
 from datamodules.synthetic import write_synthetic_dataset
 
 log = logging.getLogger(__name__)
 
 
+class KeySplit:
+    """Picklable split of a stream by sample key: validation when the key's stable fraction is below ``fraction``."""
+
+    def __init__(self, seed: int, fraction: float, validation: bool) -> None:
+        self.seed, self.fraction, self.validation = seed, fraction, validation
+
+    def __call__(self, key: str) -> bool:
+        return (key_fraction(key, self.seed) < self.fraction) == self.validation
+
+
 class GenreAudioDataModule(LightningDataModule):
-    """Reads a folder-per-genre tree (``root``) or a CSV manifest (``manifest``) of audio-caption pairs."""
+    """Reads one source of genre-labelled audio-caption pairs; every path yields the same sample fields."""
 
     def __init__(
         self,
@@ -43,16 +84,32 @@ class GenreAudioDataModule(LightningDataModule):
         predict_prompts_file: str | None = None,
         predict_seed: int = 0,
         predict_seeds_per_prompt: int = 1,
+        hf_dataset: str | None = None,
+        hf_split: str | None = None,
+        hf_config: str | None = None,
+        audio_column: str = "audio",
+        caption_column: str = "caption",
+        genre_column: str = "genre",
+        shards: str | list[str] | None = None,
+        val_shards: str | list[str] | None = None,
+        caption_fallback: str | None = "{genre} music",
+        balance_genres: bool = False,
+        streaming: bool | None = None,
+        shuffle_buffer: int = 256,
+        seed: int = 0,
+        latent_cache: str | None = None,
+        cache_crops_per_file: int = 4,
     ) -> None:
         """
         Args:
             root: folder-per-genre tree ``root/<genre>/*.wav|flac|mp3|ogg`` (sidecar ``.txt`` captions optional).
-            manifest: CSV with ``path, caption, genre`` and optional ``start, end, split`` (instead of ``root``).
-            caption_template: ``{caption}`` keeps given captions (genre template when empty), ``{genre} music``
-                ignores them, ``{caption}, {genre}`` appends the genre.
+            manifest: CSV or JSONL with ``path, caption, genre`` and optional ``start, end, split``.
+            caption_template: ``{caption}`` keeps given captions, ``{genre} music`` ignores them,
+                ``{caption}, {genre}`` appends the genre.
             genres: keep only these genres (``None``: all).
             duration: clip length in seconds (the paper: 4.0 or 10.24); frames = duration * 100.
-            val_fraction: share of source files held out for validation (split by file, never by crop).
+            val_fraction: share of source files held out for validation (split by file, never by crop; for
+                shards, by a stable hash of the sample key).
             split_seed: seed of the file-level split.
             batch_size: training batch size (the paper: 2).
             eval_batch_size: validation/test/predict batch size (default: ``batch_size``).
@@ -65,19 +122,77 @@ class GenreAudioDataModule(LightningDataModule):
             predict_prompts_file: a text file with one prompt per line (instead of ``predict_prompts``).
             predict_seed: seed of the first predicted clip; clip i uses ``predict_seed + i``.
             predict_seeds_per_prompt: clips generated per prompt.
+            hf_dataset: a Hugging Face dataset: a ``save_to_disk`` directory or a hub id.
+            hf_split: its split (``None``: every split, ``validation``/``test`` splits map to val/test).
+            hf_config: its configuration name (hub datasets).
+            audio_column: the Hugging Face Audio column.
+            caption_column: the Hugging Face caption column.
+            genre_column: the Hugging Face genre column (text or ClassLabel).
+            shards: WebDataset tar shards: paths, brace patterns (``data/train-{000..099}.tar``) or URLs.
+            val_shards: shards for validation (default: ``val_fraction`` of ``shards`` by key).
+            caption_fallback: template when an item has no caption; ``null`` makes such items bad.
+            balance_genres: draw every genre equally often in training (smaller genres repeat).
+            streaming: the IterableDataset path (``None``: on for shards, off otherwise).
+            shuffle_buffer: seeded shuffle buffer of the streaming path, in samples.
+            seed: seed of epoch orders, shuffle buffers and streamed crops.
+            latent_cache: train from this latent cache (``audioldm-lora cache`` builds it) instead of audio.
+            cache_crops_per_file: crops per training file the cache holds.
         """
         super().__init__()
         self.save_hyperparameters()
-        if (root is None) == (manifest is None):
-            raise DataSourceError("Give exactly one data source: `data.root` (folder per genre) or `data.manifest` (CSV).")
+        self.captions = CaptionPolicy(caption_template, caption_fallback)
+        if sum(bool(s) for s in (root, manifest, hf_dataset, shards)) != 1:
+            raise DataSourceError(
+                "Give exactly one data source: `data.root` (folder per genre), `data.manifest` (CSV or JSONL), "
+                "`data.hf_dataset` (Hugging Face) or `data.shards` (WebDataset tars)."
+            )
         if not 0.0 <= val_fraction < 1.0:
             raise DataSourceError(f"val_fraction must be in [0, 1), got {val_fraction}.")
         if duration <= 0:
             raise DataSourceError(f"duration must be positive, got {duration}.")
+        if shards and streaming is False:
+            raise DataSourceError("WebDataset shards are read as a stream; drop `data.streaming: false`.")
+        if shards and balance_genres:
+            raise DataSourceError(
+                "balance_genres needs an indexed source (folder, manifest, Hugging Face); balance WebDataset "
+                "shards when writing them."
+            )
         self.splits: dict[str, list[AudioItem]] = {}
         self.genres: list[str] = []
-        self.bad_items: list[tuple[str, str]] = []
-        self._datasets: dict[str, AudioClipDataset] = {}
+        self.bad_items: list[BadItem] = []
+        self.latent_cache_model: dict[str, Any] | None = None
+        self.source: DataSource | None = None
+        self._datasets: dict[str, Dataset] = {}
+        self._streams: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------------------------------------ sources
+    @property
+    def streaming(self) -> bool:
+        """Whether the IterableDataset path is used."""
+        hp = self.hparams
+        return bool(hp.shards) or bool(hp.streaming)
+
+    def make_source(self) -> DataSource:
+        """The configured source (built once)."""
+        if self.source is None:
+            hp = self.hparams
+            self.source = make_source(
+                self.captions, hp.root, hp.manifest, hp.hf_dataset, hp.shards,
+                {"split": hp.hf_split, "config": hp.hf_config, "audio_column": hp.audio_column,
+                 "caption_column": hp.caption_column, "genre_column": hp.genre_column},
+            )
+        return self.source
+
+    def identity(self) -> dict[str, Any]:
+        """What the splits depend on (the latent cache checks it)."""
+        hp = self.hparams
+        return {
+            "source": self.make_source().describe(),
+            "genres": sorted(hp.genres) if hp.genres else None,
+            "val_fraction": hp.val_fraction,
+            "split_seed": hp.split_seed,
+            "val_shards": hp.val_shards,
+        }
 
     def prepare_data(self) -> None:
         """Write the synthetic dataset once (rank zero), when asked and missing."""
@@ -91,19 +206,62 @@ class GenreAudioDataModule(LightningDataModule):
                 seed=self.hparams.split_seed,
             )
 
+    def _select_genres(self, items: list[AudioItem]) -> list[AudioItem]:
+        wanted = self.hparams.genres
+        if not wanted:
+            return items
+        present = {item.genre for item in items}
+        missing = sorted(set(wanted) - present)
+        if missing:
+            raise DataSourceError(f"Genre(s) {missing} have no clips in the data source; present: {sorted(present)}.")
+        return [item for item in items if item.genre in set(wanted)]
+
     def _read_items(self) -> list[AudioItem]:
-        hp = self.hparams
-        if hp.root is not None:
-            items = scan_genre_folders(hp.root, hp.caption_template)
-        else:
-            items = read_csv_manifest(hp.manifest, hp.caption_template)
-        if hp.genres:
-            present = {item.genre for item in items}
-            missing = sorted(set(hp.genres) - present)
-            if missing:
-                raise DataSourceError(f"Genre(s) {missing} have no clips in the data source; present: {sorted(present)}.")
-            items = [item for item in items if item.genre in set(hp.genres)]
-        return items
+        source = self.make_source()
+        if not isinstance(source, IndexedSource):
+            raise DataSourceError("WebDataset shards have no item list; they are read as a stream.")
+        return self._select_genres(source.items(self.bad_items))
+
+    def _check_files(self, items: list[AudioItem]) -> tuple[list[AudioItem], dict[str, AudioInfo]]:
+        """Read every file's header once: unreadable, empty and too short files are left out and reported."""
+        infos: dict[str, AudioInfo | None] = {}
+        kept = []
+        for item in items:
+            if item.path not in infos:
+                try:
+                    info = audio_info(item.path)
+                    if info.frames == 0:
+                        raise BadItemError(item.path, Reason.ZERO_LENGTH, "the file holds no samples")
+                    if info.duration < MIN_DURATION:
+                        raise BadItemError(item.path, Reason.TOO_SHORT, f"{info.duration:.3f} s")
+                    infos[item.path] = info
+                except AudioDecodeError as error:
+                    self.bad_items.append(BadItem(item.path, Reason.UNREADABLE, str(error)))
+                    infos[item.path] = None
+                except BadItemError as error:
+                    self.bad_items.append(error.item)
+                    infos[item.path] = None
+            if infos[item.path] is not None:
+                kept.append(item)
+        return kept, {path: info for path, info in infos.items() if info is not None}
+
+    def _probe(self, records: Iterator[Record]) -> None:
+        """Decode records until one is good; a source without any fails here, at start, not at step N."""
+        tried = 0
+        for record in records:
+            tried += 1
+            if isinstance(record, BadItem):
+                continue
+            item, audio = record
+            try:
+                read_clip(item, audio, self.hparams.duration, random_crop=False)
+                return
+            except Exception:  # noqa: BLE001 - any failure means "not this one"; the next record is tried
+                continue
+        raise DataSourceError(
+            f"No valid item in the data source ({tried} tried, every one bad). Run `audioldm-lora prepare` on it "
+            "to see each item's reason."
+        )
 
     def _split(self, items: list[AudioItem]) -> dict[str, list[AudioItem]]:
         """Explicit ``split`` column first; the rest split by source file with a seeded shuffle."""
@@ -124,62 +282,191 @@ class GenreAudioDataModule(LightningDataModule):
             splits["test"] = list(splits["val"])
         return splits
 
+    # ------------------------------------------------------------------------------------------------- setup
     def setup(self, stage: str | None = None) -> None:
-        if self.splits:
+        if self._datasets:
             return
-        items = self._read_items()
-        infos, kept = {}, []
-        for item in items:
-            if item.path not in infos:
-                try:
-                    infos[item.path] = audio_info(item.path)
-                except AudioDecodeError as error:
-                    self.bad_items.append((item.path, str(error)))
-                    infos[item.path] = None
-            if infos[item.path] is not None:
-                kept.append(item)
+        if self.hparams.latent_cache:
+            self._setup_from_cache()
+        elif self.hparams.shards:
+            self._setup_shards()
+        else:
+            self._setup_items()
+        self._warn_bad_items()
+
+    def _warn_bad_items(self) -> None:
         if self.bad_items:
             rank_zero_warn(
-                f"Skipping {len(self.bad_items)} unreadable file(s): "
-                + "; ".join(reason for _, reason in self.bad_items[:5])
+                f"Skipping {len(self.bad_items)} unreadable file(s) or bad item(s): "
+                + "; ".join(str(bad) for bad in self.bad_items[:5])
                 + (" ..." if len(self.bad_items) > 5 else "")
+                + " (`audioldm-lora prepare` reports them all)"
             )
-        if not kept:
-            raise DataSourceError("No readable audio in the data source; every file failed to decode (see warnings).")
-        self.splits = self._split(kept)
+
+    def _setup_items(self) -> None:
+        source = self.make_source()
+        items = self._read_items()
+        infos: dict[str, AudioInfo] | None = None
+        if isinstance(source, (FolderSource, ManifestSource)):
+            items, infos = self._check_files(items)
+        elif items:
+            self._probe(item_records(items, source.read))  # type: ignore[attr-defined]
+        if not items:
+            self._warn_bad_items()
+            raise DataSourceError(
+                "No readable audio in the data source; every item is bad (see the warning, or run "
+                "`audioldm-lora prepare` for each item's reason)."
+            )
+        self.splits = self._split(items)
         if not self.splits["train"]:
             raise DataSourceError("The training split is empty; lower val_fraction or mark rows split=train.")
         self.genres = sorted({item.genre for item in self.splits["train"]})
+        hp = self.hparams
         for name, split_items in self.splits.items():
-            self._datasets[name] = AudioClipDataset(
-                split_items, [infos[i.path] for i in split_items], self.hparams.duration, random_crop=name == "train"
-            )
+            train = name == "train"
+            if self.streaming:
+                stream = ItemStream(split_items, source.read, balance=hp.balance_genres and train)  # type: ignore[attr-defined]
+                self._datasets[name] = StreamingClipDataset(
+                    stream, hp.duration, random_crop=train, shuffle=train, seed=hp.seed,
+                    shuffle_buffer=hp.shuffle_buffer if train else 0,
+                )
+            else:
+                split_infos = [infos[i.path] for i in split_items] if infos is not None else None
+                self._datasets[name] = AudioClipDataset(
+                    split_items, split_infos, hp.duration, random_crop=train, reader=source.read  # type: ignore[attr-defined]
+                )
         counts = Counter(item.genre for item in self.splits["train"])
         rank_zero_info(
             f"Data: {len(self.splits['train'])} train / {len(self.splits['val'])} val items; genres {dict(counts)}"
         )
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        batch_size = self.hparams.batch_size if split == "train" else (self.hparams.eval_batch_size or self.hparams.batch_size)
+    def _shard_streams(self) -> dict[str, ShardStream]:
+        """Train and validation streams of the shards (validation: ``val_shards`` or a key-hash share)."""
+        from datamodules.webdataset_source import WebDatasetSource
+
+        hp = self.hparams
+        source = self.make_source()
+        assert isinstance(source, WebDatasetSource)
+        genres = set(hp.genres) if hp.genres else None
+        if hp.val_shards:
+            val_source = WebDatasetSource(hp.val_shards, self.captions)
+            return {"train": ShardStream(source, None, genres), "val": ShardStream(val_source, None, genres)}
+        if hp.val_fraction > 0:
+            return {
+                "train": ShardStream(source, KeySplit(hp.split_seed, hp.val_fraction, validation=False), genres),
+                "val": ShardStream(source, KeySplit(hp.split_seed, hp.val_fraction, validation=True), genres),
+            }
+        return {"train": ShardStream(source, None, genres)}
+
+    def _setup_shards(self) -> None:
+        hp = self.hparams
+        self._streams = self._shard_streams()
+        train = self._streams["train"]
+        self._probe(record for record in train.plan(Consumer(), hp.seed, 0, shuffle=False).records)
+        self.genres = sorted(hp.genres) if hp.genres else train.genres()
+        for name, stream in self._streams.items():
+            training = name == "train"
+            self._datasets[name] = StreamingClipDataset(
+                stream, hp.duration, random_crop=training, shuffle=training, seed=hp.seed,
+                shuffle_buffer=hp.shuffle_buffer if training else 0,
+            )
+        if "val" in self._datasets:
+            self._datasets["test"] = self._datasets["val"]
+        rank_zero_info(f"Data: WebDataset shards {len(train.source.urls)}; genres {self.genres or 'unknown'}")
+
+    def _setup_from_cache(self) -> None:
+        hp = self.hparams
+        directory = Path(hp.latent_cache)
+        index = check_cache(load_cache_index(directory), directory, hp.duration, hp.cache_crops_per_file, self.identity())
+        self.latent_cache_model = index["model"]
+        cached = {name: LatentCacheDataset(directory, index, name, random_crop=name == "train")
+                  for name in ("train", "val", "test")}
+        if not len(cached["test"]):  # the cache stores test only where it differs from val
+            cached["test"] = cached["val"]
+        if not len(cached["train"]):
+            raise DataSourceError(f"The latent cache at {directory} holds no training item.")
+        self._datasets.update(cached)
+        # The items behind the cached entries, for whoever reads `splits` (evaluation references, reports).
+        self.splits = {
+            name: [AudioItem(e["path"], e["caption"], e["genre"], e["crops"][0]["offset"]) for e in dataset.entries]
+            for name, dataset in cached.items()
+        }
+        self.genres = sorted(set(cached["train"].genres))
+        rank_zero_info(
+            f"Data: latent cache {directory}: {len(cached['train'])} train / {len(cached['val'])} val items; "
+            f"model {index['model'].get('name')}"
+        )
+
+    # --------------------------------------------------------------------------------------- records (tools)
+    def split_records(self) -> Iterator[SplitRecord]:
+        """Every ``(split, item, audio)`` of train, val and test (test only where it differs from val), in a fixed
+        order; bad items as :class:`BadItem`. What ``audioldm-lora cache`` encodes. Call after :meth:`setup`
+        on a module without ``latent_cache``."""
+        if self.hparams.shards:
+            for name, stream in self._shard_streams().items():
+                for record in stream.plan(Consumer(), self.hparams.seed, 0, shuffle=False).records:
+                    yield record if isinstance(record, BadItem) else (name, *record)
+            return
+        source = self.make_source()
+        val = {(i.path, i.start) for i in self.splits.get("val", [])}
+        for name in ("train", "val", "test"):
+            items = self.splits.get(name, [])
+            if name == "test" and {(i.path, i.start) for i in items} == val:
+                items = []
+            for item in items:
+                try:
+                    yield name, item, source.read(item)  # type: ignore[attr-defined]
+                except BadItemError as error:
+                    yield error.item
+
+    # --------------------------------------------------------------------------------------------- loaders
+    def _loader(self, split: str, train: bool) -> DataLoader:
+        hp = self.hparams
+        dataset = self._datasets[split]
+        batch_size = hp.batch_size if train else (hp.eval_batch_size or hp.batch_size)
+        iterable = isinstance(dataset, StreamingClipDataset)
+        sampler = None
+        if train and hp.balance_genres and not iterable:
+            genres = getattr(dataset, "genres", None) or [i.genre for i in dataset.items]  # type: ignore[attr-defined]
+            sampler = GenreBalancedSampler(genres, seed=hp.seed)
         return DataLoader(
-            self._datasets[split],
+            dataset,
             batch_size=batch_size,
-            shuffle=shuffle,
-            drop_last=split == "train" and len(self._datasets[split]) > batch_size,
-            num_workers=self.hparams.num_workers,
-            pin_memory=self.hparams.pin_memory,
-            persistent_workers=self.hparams.num_workers > 0,
+            shuffle=train and not iterable and sampler is None,
+            sampler=sampler,
+            drop_last=train and (iterable or len(dataset) > batch_size),  # type: ignore[arg-type]
+            num_workers=hp.num_workers,
+            pin_memory=hp.pin_memory,
+            # Persistent workers keep each worker's dataset copy, whose epoch counter orders the stream.
+            persistent_workers=hp.num_workers > 0,
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        return self._loader("train", train=True)
+
+    def _has(self, split: str) -> bool:
+        dataset = self._datasets.get(split)
+        if dataset is None:
+            return False
+        if isinstance(dataset, StreamingClipDataset):
+            return bool(self.splits[split]) if self.splits else True
+        return len(dataset) > 0  # type: ignore[arg-type]
 
     def val_dataloader(self) -> DataLoader | list:
-        return self._loader("val", shuffle=False) if self.splits["val"] else []
+        return self._loader("val", train=False) if self._has("val") else []
 
     def test_dataloader(self) -> DataLoader | list:
-        return self._loader("test", shuffle=False) if self.splits["test"] else []
+        return self._loader("test", train=False) if self._has("test") else []
 
+    @property
+    def bad_items_seen(self) -> int:
+        """Bad items skipped while loading so far (all splits, all workers of this process): log it as a metric.
+
+        Each sample's ``skipped`` field also says how many bad items were passed over to produce it.
+        """
+        return sum(d.bad.seen for d in self._datasets.values() if hasattr(d, "bad"))
+
+    # ------------------------------------------------------------------------------------------------ predict
     def predict_prompts(self) -> list[str]:
         """The prompts of ``predict``, from the list or the file."""
         hp = self.hparams
@@ -193,7 +480,7 @@ class GenreAudioDataModule(LightningDataModule):
             return prompts
         if hp.predict_prompts:
             return list(hp.predict_prompts)
-        genres = self.genres or sorted({item.genre for item in self._read_items()})
+        genres = self.genres or (sorted(hp.genres) if hp.genres else sorted({i.genre for i in self._read_items()}))
         return [f"{genre.replace('_', ' ')} music" for genre in genres]
 
     def predict_dataloader(self) -> DataLoader:

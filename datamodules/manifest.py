@@ -1,23 +1,54 @@
-"""Audio-caption items from a folder-per-genre tree or a CSV manifest, with errors that name file and row."""
+"""Audio-caption items from a folder-per-genre tree or a CSV/JSONL manifest, with errors that name file and row.
+
+Every reader has two modes. Strict (``problems=None``): the first bad row raises :class:`DataSourceError` naming
+the file, the row and the fix. Lenient (``problems=[]``): each bad row or file is appended to ``problems`` as a
+:class:`~datamodules.bad_items.BadItem` and skipped, so that the data module and the validator
+(``audioldm-lora prepare``) read a whole source even when some of it is broken. Problems with the source itself
+(a missing file, a header without ``path``) always raise.
+"""
 
 from __future__ import annotations
 
 import csv
+import json
+import os
+import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from datamodules.audio import AUDIO_EXTENSIONS
+from datamodules.bad_items import BadItem, BadItemError, Reason
+from datamodules.captions import CaptionPolicy, as_policy, render_caption
+from datamodules.errors import DataSourceError
+
+__all__ = [
+    "MANIFEST_COLUMNS",
+    "AudioItem",
+    "DataSourceError",
+    "read_csv_manifest",
+    "read_jsonl_manifest",
+    "read_manifest",
+    "render_caption",
+    "scan_genre_folders",
+    "write_manifest",
+]
 
 MANIFEST_COLUMNS = ("path", "caption", "genre", "start", "end", "split")
-
-
-class DataSourceError(ValueError):
-    """A data source that cannot be used; the message names the file (and row) and the fix."""
+SPLITS = ("train", "val", "test")
+# Files that may sit beside audio in a genre folder without being reported as an unsupported format.
+_COMPANION_EXTENSIONS = {".txt", ".json", ".jsonl", ".csv", ".md", ".yaml", ".yml", ".lab"}
 
 
 @dataclass(frozen=True)
 class AudioItem:
-    """One source file (or a segment of it) with its caption and genre."""
+    """One source file (or a segment of it) with its caption and genre.
+
+    ``caption`` is the training caption (after the caption policy); ``given_caption`` is the caption as the source
+    gave it, which is what a manifest written back (``prepare``) records. ``index`` is the row of an indexed source
+    (a Hugging Face dataset) and ``None`` for files.
+    """
 
     path: str
     caption: str
@@ -25,37 +56,119 @@ class AudioItem:
     start: float = 0.0
     end: float | None = None
     split: str | None = None
+    given_caption: str = ""
+    index: int | None = None
 
 
-def render_caption(template: str, genre: str, caption: str = "") -> str:
-    """Fill a caption template; ``{genre}`` gets spaces for underscores, ``{caption}`` the given caption."""
+class ProblemSink:
+    """Strict (raise at the first problem) or lenient (record it and go on) handling of bad items."""
+
+    def __init__(self, problems: list[BadItem] | None) -> None:
+        self.problems = problems
+
+    def report(self, error: BadItemError) -> None:
+        """Record the problem, or raise it as a :class:`DataSourceError` in strict mode."""
+        if self.problems is None:
+            item = error.item
+            detail = f"{item.detail} ({item.reason.value})" if item.detail else item.reason.value
+            raise DataSourceError(f"{item.source}: {detail}. Fix or delete it.") from None
+        self.problems.append(error.item)
+
+
+def _is_surrogate_escaped(text: str) -> bool:
+    """True when ``text`` was decoded with ``errors="surrogateescape"`` from bytes that are not UTF-8."""
+    return any("\udc80" <= ch <= "\udcff" for ch in text)
+
+
+def parse_seconds(value: Any, column: str, where: str) -> float | None:
+    """A number of seconds from a manifest cell (text or JSON number); empty is ``None``."""
+    if value is None or (isinstance(value, str) and value.strip() == ""):
+        return None
+    if isinstance(value, bool):
+        raise BadItemError(where, Reason.MALFORMED_ROW, f"column {column!r} must be a number of seconds, got {value!r}")
     try:
-        return template.format(genre=genre.replace("_", " "), caption=caption).strip(" ,")
-    except KeyError as error:
-        raise DataSourceError(
-            f"Caption template {template!r} uses the unknown field {error}; only {{genre}} and {{caption}} exist."
+        return float(value)
+    except (TypeError, ValueError):
+        raise BadItemError(
+            where, Reason.MALFORMED_ROW, f"column {column!r} must be a number of seconds, got {value!r}"
         ) from None
 
 
-def scan_genre_folders(root: str | Path, caption_template: str = "{caption}") -> list[AudioItem]:
+def text_field(value: Any, column: str, where: str) -> str:
+    """A stripped text cell; rejects non-text values and bytes that were not UTF-8 (see ``surrogateescape``)."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise BadItemError(where, Reason.MALFORMED_ROW, f"column {column!r} must be text, got {value!r}")
+    if _is_surrogate_escaped(value):
+        raise BadItemError(where, Reason.NOT_UTF8, f"column {column!r} holds bytes that are not UTF-8")
+    return value.strip()
+
+
+def row_to_item(row: dict[str, Any], where: str, base_dir: Path, captions: CaptionPolicy) -> AudioItem:
+    """One manifest row (CSV or JSONL, already parsed) -> an item; raises :class:`BadItemError` naming the row."""
+    path = text_field(row.get("path"), "path", where)
+    genre = text_field(row.get("genre"), "genre", where)
+    given = text_field(row.get("caption"), "caption", where)
+    if not path:
+        raise BadItemError(where, Reason.MALFORMED_ROW, "empty path")
+    if not genre:
+        raise BadItemError(where, Reason.UNKNOWN_GENRE, "empty genre")
+    resolved = Path(path) if Path(path).is_absolute() else base_dir / path
+    if resolved.suffix.lower() not in AUDIO_EXTENSIONS:
+        raise BadItemError(where, Reason.UNSUPPORTED, f"{path}: supported extensions are {', '.join(AUDIO_EXTENSIONS)}")
+    start = parse_seconds(row.get("start"), "start", where) or 0.0
+    end = parse_seconds(row.get("end"), "end", where)
+    if start < 0:
+        raise BadItemError(where, Reason.MALFORMED_ROW, f"start ({start}) must not be negative")
+    if end is not None and end <= start:
+        raise BadItemError(where, Reason.MALFORMED_ROW, f"end ({end}) must be greater than start ({start})")
+    split = text_field(row.get("split"), "split", where) or None
+    if split not in (None, *SPLITS):
+        raise BadItemError(where, Reason.MALFORMED_ROW, f"split must be train, val or test (or empty), got {split!r}")
+    caption = captions.render(genre, given, where)
+    return AudioItem(str(resolved), caption, genre, start, end, split, given)
+
+
+def scan_genre_folders(
+    root: str | Path, caption_template: str | CaptionPolicy = "{caption}", problems: list[BadItem] | None = None
+) -> list[AudioItem]:
     """Items from ``root/<genre>/*.(wav|flac|mp3|ogg)`` (GTZAN layout).
 
     A sidecar ``<file>.txt`` beside an audio file is its caption (``{caption}`` in the template); without one the
-    caption comes from the genre alone.
+    caption comes from the policy's fallback. In lenient mode, files with other extensions are reported as an
+    unsupported format (text companions such as ``.txt`` and ``.json`` are not).
     """
     root = Path(root)
+    captions = as_policy(caption_template)
+    sink = ProblemSink(problems)
     if not root.is_dir():
         raise DataSourceError(f"Data root {root} does not exist or is not a directory.")
-    items = []
+    items: list[AudioItem] = []
+    found_any = False
     for genre_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         for path in sorted(genre_dir.rglob("*")):
-            if path.suffix.lower() not in AUDIO_EXTENSIONS or path.name.startswith("."):
+            if path.name.startswith(".") or not path.is_file():
                 continue
-            sidecar = path.with_suffix(".txt")
-            given = sidecar.read_text(encoding="utf-8").strip() if sidecar.is_file() else ""
-            template = caption_template if given or "{caption}" not in caption_template else "{genre} music"
-            items.append(AudioItem(str(path), render_caption(template, genre_dir.name, given), genre_dir.name))
-    if not items:
+            suffix = path.suffix.lower()
+            if suffix not in AUDIO_EXTENSIONS:
+                if problems is not None and suffix not in _COMPANION_EXTENSIONS:
+                    found_any = True
+                    sink.report(BadItemError(str(path), Reason.UNSUPPORTED, f"extension {suffix or '(none)'}"))
+                continue
+            found_any = True
+            try:
+                sidecar = path.with_suffix(".txt")
+                try:
+                    given = sidecar.read_text(encoding="utf-8").strip() if sidecar.is_file() else ""
+                except UnicodeDecodeError:
+                    raise BadItemError(str(path), Reason.NOT_UTF8, f"sidecar caption {sidecar.name}") from None
+                caption = captions.render(genre_dir.name, given, str(path))
+            except BadItemError as error:
+                sink.report(error)
+                continue
+            items.append(AudioItem(str(path), caption, genre_dir.name, given_caption=given))
+    if not found_any:
         raise DataSourceError(
             f"No audio files ({', '.join(AUDIO_EXTENSIONS)}) found under {root}/<genre>/. Put each genre's clips in "
             "a folder named after the genre, or give a CSV manifest with `data.manifest`."
@@ -63,26 +176,25 @@ def scan_genre_folders(root: str | Path, caption_template: str = "{caption}") ->
     return items
 
 
-def _float_or_none(value: str | None, column: str, where: str) -> float | None:
-    if value is None or value.strip() == "":
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        raise DataSourceError(f"{where}: column {column!r} must be a number of seconds, got {value!r}.") from None
-
-
-def read_csv_manifest(manifest: str | Path, caption_template: str = "{caption}") -> list[AudioItem]:
+def read_csv_manifest(
+    manifest: str | Path, caption_template: str | CaptionPolicy = "{caption}", problems: list[BadItem] | None = None
+) -> list[AudioItem]:
     """Items from a CSV with columns ``path, caption, genre`` and optional ``start, end, split``.
 
-    Relative paths are resolved against the manifest's folder. Raises :class:`DataSourceError` naming the row.
+    Relative paths are resolved against the manifest's folder. Bad rows raise :class:`DataSourceError` naming the
+    row (strict) or are recorded in ``problems`` (lenient).
     """
     manifest = Path(manifest)
+    captions = as_policy(caption_template)
+    sink = ProblemSink(problems)
     if not manifest.is_file():
         raise DataSourceError(f"Manifest {manifest} does not exist.")
-    with manifest.open(newline="", encoding="utf-8") as handle:
+    # surrogateescape keeps a row with non-UTF-8 bytes readable, so that only that row is reported, not the file.
+    with manifest.open(newline="", encoding="utf-8", errors="surrogateescape") as handle:
         reader = csv.DictReader(handle)
         header = reader.fieldnames or []
+        if any(_is_surrogate_escaped(c) for c in header):
+            raise DataSourceError(f"{manifest}: the header is not UTF-8 text; save the manifest as UTF-8.")
         missing = [c for c in ("path", "genre") if c not in header]
         if missing:
             raise DataSourceError(
@@ -92,24 +204,94 @@ def read_csv_manifest(manifest: str | Path, caption_template: str = "{caption}")
         unknown = [c for c in header if c not in MANIFEST_COLUMNS]
         if unknown:
             raise DataSourceError(f"{manifest}: unknown column(s) {unknown}; allowed: {list(MANIFEST_COLUMNS)}.")
-        items = []
-        for line, row in enumerate(reader, start=2):
-            where = f"{manifest} row {line}"
-            path = (row.get("path") or "").strip()
-            genre = (row.get("genre") or "").strip()
-            if not path or not genre:
-                raise DataSourceError(f"{where}: empty path or genre. Fill it in or delete the row.")
-            resolved = Path(path) if Path(path).is_absolute() else manifest.parent / path
-            start = _float_or_none(row.get("start"), "start", where) or 0.0
-            end = _float_or_none(row.get("end"), "end", where)
-            if end is not None and end <= start:
-                raise DataSourceError(f"{where}: end ({end}) must be greater than start ({start}).")
-            caption = (row.get("caption") or "").strip()
-            template = caption_template if caption or "{caption}" not in caption_template else "{genre} music"
-            split = (row.get("split") or "").strip() or None
-            if split not in (None, "train", "val", "test"):
-                raise DataSourceError(f"{where}: split must be train, val or test (or empty), got {split!r}.")
-            items.append(AudioItem(str(resolved), render_caption(template, genre, caption), genre, start, end, split))
-    if not items:
+        items: list[AudioItem] = []
+        rows = 0
+        for row in reader:
+            rows += 1
+            where = f"{manifest} row {reader.line_num}"
+            try:
+                if None in row or any(value is None for value in row.values()):
+                    count = len(header) + len(row.get(None) or []) - sum(v is None for v in row.values())
+                    raise BadItemError(where, Reason.MALFORMED_ROW, f"{count} fields, the header has {len(header)}")
+                items.append(row_to_item(row, where, manifest.parent, captions))
+            except BadItemError as error:
+                sink.report(error)
+    if not rows:
         raise DataSourceError(f"{manifest} has a header but no rows.")
     return items
+
+
+def read_jsonl_manifest(
+    manifest: str | Path, caption_template: str | CaptionPolicy = "{caption}", problems: list[BadItem] | None = None
+) -> list[AudioItem]:
+    """Items from a JSON-lines file: one object per line with ``path, caption, genre`` and optional
+    ``start, end, split`` (other keys are ignored, as exports often carry ids and durations)."""
+    manifest = Path(manifest)
+    captions = as_policy(caption_template)
+    sink = ProblemSink(problems)
+    if not manifest.is_file():
+        raise DataSourceError(f"Manifest {manifest} does not exist.")
+    items: list[AudioItem] = []
+    rows = 0
+    for line_no, raw in enumerate(manifest.read_bytes().splitlines(), start=1):
+        if not raw.strip():
+            continue
+        rows += 1
+        where = f"{manifest} line {line_no}"
+        try:
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise BadItemError(where, Reason.NOT_UTF8, "the line holds bytes that are not UTF-8") from None
+            try:
+                row = json.loads(text)
+            except json.JSONDecodeError as error:
+                raise BadItemError(where, Reason.MALFORMED_ROW, f"not JSON: {error.msg}") from None
+            if not isinstance(row, dict):
+                raise BadItemError(where, Reason.MALFORMED_ROW, f"expected an object, got {type(row).__name__}")
+            items.append(row_to_item(row, where, manifest.parent, captions))
+        except BadItemError as error:
+            sink.report(error)
+    if not rows:
+        raise DataSourceError(f"{manifest} holds no rows.")
+    return items
+
+
+def read_manifest(
+    manifest: str | Path, caption_template: str | CaptionPolicy = "{caption}", problems: list[BadItem] | None = None
+) -> list[AudioItem]:
+    """A CSV (``.csv``) or JSON-lines (``.jsonl``, ``.json``) manifest, chosen by the file's extension."""
+    suffix = Path(manifest).suffix.lower()
+    if suffix in (".jsonl", ".json", ".ndjson"):
+        return read_jsonl_manifest(manifest, caption_template, problems)
+    return read_csv_manifest(manifest, caption_template, problems)
+
+
+def write_manifest(path: str | Path, items: Iterable[AudioItem]) -> Path:
+    """Write items as a CSV manifest (given captions, absolute paths) that :func:`read_csv_manifest` reads back.
+
+    The file appears only when complete.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(MANIFEST_COLUMNS))
+            writer.writeheader()
+            for item in items:
+                writer.writerow(
+                    {
+                        "path": item.path,
+                        "caption": item.given_caption,
+                        "genre": item.genre,
+                        "start": item.start if item.start else "",
+                        "end": "" if item.end is None else item.end,
+                        "split": item.split or "",
+                    }
+                )
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -167,6 +167,12 @@ class AudioLDMLoRA(LightningModule):
         return trainable, total
 
     def on_fit_start(self) -> None:
+        cached = getattr(self.trainer.datamodule, "latent_cache_model", None)
+        if cached and cached.get("name") != self.hparams.pretrained_model:
+            raise ValueError(
+                f"The latent cache was built with {cached.get('name')}, but the model is "
+                f"{self.hparams.pretrained_model}; rebuild it with `audioldm-lora cache --config ...`."
+            )
         trainable, total = self.trainable_parameter_count()
         rank_zero_info(
             f"LoRA: {trainable:,} trainable parameters of {total:,} ({100.0 * trainable / total:.4f}%), "
@@ -244,6 +250,10 @@ class AudioLDMLoRA(LightningModule):
         if not torch.isfinite(loss):
             return self._handle_nonfinite_loss(batch, loss)
         self.log("train/loss", loss, prog_bar=True, batch_size=latents.shape[0])
+        datamodule = self.trainer.datamodule if self._trainer is not None else None
+        if datamodule is not None and hasattr(datamodule, "bad_items_seen"):
+            self.log("data/bad_items_skipped", float(datamodule.bad_items_seen), reduce_fx="max",
+                     batch_size=latents.shape[0])
         return loss
 
     def _handle_nonfinite_loss(self, batch: dict[str, Any], loss: torch.Tensor) -> None:
