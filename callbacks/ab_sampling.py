@@ -7,6 +7,7 @@ every ``every_n_steps`` optimizer steps, from rank zero only.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from lightning import Callback, LightningModule, Trainer
@@ -73,13 +74,12 @@ class ABSampling(Callback):
             raise ValueError("ABSampling has no prompts: give `prompts`, or use a data module that has `genres`.")
         return [self.prompt_template.format(genre=g.replace("_", " ")) for g in genres]
 
-    def sample(self, trainer: Trainer, pl_module: LightningModule) -> dict[str, Any]:
-        """Generate and log one round; returns the waveforms (for tests and other callbacks)."""
+    def sample(self, trainer: Trainer, pl_module: LightningModule, directory: Path) -> dict[str, Any]:
+        """Generate and log one round into ``directory``; returns the waveforms (for tests and other callbacks)."""
         hp = pl_module.hparams
         prompts = self.resolve_prompts(trainer)
         jobs = [(p, s) for p in prompts for s in self.seeds]
         step = trainer.global_step
-        directory = run_directory(trainer) / "samples" / f"step-{step:06d}"
         audio, figures, rows, result = {}, {}, [], {"step": step, "pairs": []}
         for guidance in self.guidance_scales or [hp.guidance_scale]:
             rank_zero_info(f"A/B sampling at step {step}: {len(jobs)} clip pair(s), guidance {guidance}")
@@ -110,8 +110,10 @@ class ABSampling(Callback):
         if step == self._last_step:
             return
         self._last_step = step
+        # Every rank resolves the directory: trainer.log_dir broadcasts under DDP, so rank zero alone would hang.
+        directory = run_directory(trainer) / "samples" / f"step-{step:06d}"
         if trainer.is_global_zero:
-            self.sample(trainer, pl_module)
+            self.sample(trainer, pl_module, directory)
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self.sample_before_training:
