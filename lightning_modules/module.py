@@ -21,6 +21,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from lightning_modules.components import AudioLDMComponents, encode_text, load_components
 from lightning_modules.diffusion_loss import diffusion_target, sample_noise, snr_weights, weighted_mse
+from lightning_modules.prior_preservation import PriorSet, check_prior_settings, generate_prior_set
 from lightning_modules.lora import LoraInit, add_lora, check_lora_settings, lora_parameters, save_adapter
 from lightning_modules.rng import RNG_STATE_KEY, capture_rng_states, restore_rng_states
 from lightning_modules.sampler import generate, seeded_generators
@@ -66,6 +67,11 @@ class AudioLDMLoRA(LightningModule):
         sample_scheduler: str = "ddim",
         sample_duration: float = 10.24,
         nonfinite_loss: Literal["skip", "stop"] = "skip",
+        prior_prompts: list[str] | None = None,
+        prior_samples_per_prompt: int = 16,
+        prior_loss_weight: float = 1.0,
+        prior_seed: int = 0,
+        prior_guidance_scale: float | None = None,
     ) -> None:
         """
         Args:
@@ -99,12 +105,21 @@ class AudioLDMLoRA(LightningModule):
             nonfinite_loss: a NaN/inf loss either skips the optimizer step and is counted (``skip``, logged as
                 ``train/nonfinite_steps``; single-process only, since DDP ranks must step together) or stops
                 training with the step and the batch's source files (``stop``).
+            prior_prompts: prior preservation (:mod:`lightning_modules.prior_preservation`): prompts whose output
+                the adapter must not change (other genres; ``""`` for the unconditional output guidance uses);
+                ``None`` disables it.
+            prior_samples_per_prompt: base-model samples generated once per prior prompt.
+            prior_loss_weight: weight of the prior loss added to every training step (DreamBooth's default 1.0).
+            prior_seed: first seed of the prior samples (sample i of each prompt uses ``prior_seed + i``).
+            prior_guidance_scale: guidance of the prior samples; ``None`` uses ``guidance_scale``, so the prior holds
+                the output users hear (on the toy model this preserved genres better than unguided samples).
         """
         super().__init__()
         self.save_hyperparameters()
         if not 0.0 <= caption_dropout < 1.0:
             raise ValueError(f"caption_dropout must be in [0, 1), got {caption_dropout}.")
         check_lora_settings(lora_rank, lora_alpha, lora_dropout)
+        check_prior_settings(prior_prompts, prior_samples_per_prompt, prior_loss_weight)
         if build_tiny_if_missing and not Path(pretrained_model).exists():
             from lightning_modules.tiny import build_tiny_audioldm
 
@@ -135,6 +150,7 @@ class AudioLDMLoRA(LightningModule):
         self._empty_embedding: torch.Tensor | None = None
         self.nonfinite_steps = 0
         self._pending_rng_states: dict[str, Any] | None = None
+        self._prior_set: PriorSet | None = None
 
     # ----------------------------------------------------------------------------------------------- structure
     def frozen_modules(self) -> list[torch.nn.Module]:
@@ -247,14 +263,45 @@ class AudioLDMLoRA(LightningModule):
         latents, text_embeds = self.batch_latents_and_embeddings(batch)
         drop = torch.rand(latents.shape[0], device=latents.device) < self.hparams.caption_dropout
         loss = self.diffusion_loss(latents, text_embeds, drop)
+        if self.hparams.prior_prompts:
+            instance_loss, prior_loss = loss, self.prior_loss(latents)
+            loss = instance_loss + self.hparams.prior_loss_weight * prior_loss
         if not torch.isfinite(loss):
             return self._handle_nonfinite_loss(batch, loss)
         self.log("train/loss", loss, prog_bar=True, batch_size=latents.shape[0])
+        if self.hparams.prior_prompts:
+            self.log("train/instance_loss", instance_loss, batch_size=latents.shape[0])
+            self.log("train/prior_loss", prior_loss, batch_size=latents.shape[0])
         datamodule = self.trainer.datamodule if self._trainer is not None else None
         if datamodule is not None and hasattr(datamodule, "bad_items_seen"):
             self.log("data/bad_items_skipped", float(datamodule.bad_items_seen), reduce_fx="max",
                      batch_size=latents.shape[0])
         return loss
+
+    def prior_set(self, latent_shape: tuple[int, int, int]) -> PriorSet:
+        """The base model's samples for ``prior_prompts`` at the training latents' shape, generated on first use."""
+        if self._prior_set is None or tuple(self._prior_set.latents.shape[1:]) != tuple(latent_shape):
+            self._prior_set = generate_prior_set(
+                self.components, list(self.hparams.prior_prompts), self.hparams.prior_samples_per_prompt,
+                latent_shape, self.hparams.num_inference_steps, self._prior_guidance_scale(),
+                self.hparams.sample_scheduler, self.hparams.prior_seed,
+            )
+            rank_zero_info(
+                f"Prior preservation: {len(self._prior_set)} base-model samples of {len(self.hparams.prior_prompts)} "
+                f"prompt(s) generated in {self._prior_set.seconds:.1f} s."
+            )
+        return self._prior_set
+
+    def _prior_guidance_scale(self) -> float:
+        scale = self.hparams.prior_guidance_scale
+        return self.hparams.guidance_scale if scale is None else scale
+
+    def prior_loss(self, latents: torch.Tensor) -> torch.Tensor:
+        """Denoising loss on a random minibatch of the prior set, as many samples as the training batch."""
+        prior = self.prior_set(tuple(latents.shape[1:]))
+        rows = torch.randint(0, len(prior), (latents.shape[0],), device=prior.latents.device)
+        drop = torch.rand(latents.shape[0], device=latents.device) < self.hparams.caption_dropout
+        return self.diffusion_loss(prior.latents[rows], prior.text_embeds[rows], drop)
 
     def _handle_nonfinite_loss(self, batch: dict[str, Any], loss: torch.Tensor) -> None:
         """Apply the ``nonfinite_loss`` policy; returning None makes Lightning skip the optimizer step."""

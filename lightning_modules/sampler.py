@@ -138,6 +138,45 @@ def _is_exact(components: AudioLDMComponents, duration: float) -> bool:
 
 
 @torch.no_grad()
+def sample_latents(
+    components: AudioLDMComponents,
+    prompts: list[str],
+    shape: tuple[int, ...],
+    num_inference_steps: int = 50,
+    guidance_scale: float = 2.5,
+    negative_prompt: str | list[str] | None = None,
+    generator: torch.Generator | list[torch.Generator] | None = None,
+    scheduler: str | SchedulerMixin | None = None,
+    eta: float = 0.0,
+    progress: Callable[[int], None] | None = None,
+) -> torch.Tensor:
+    """Text to denoised latents of ``shape`` (already multiplied by the VAE's ``scaling_factor``, as in training).
+
+    :func:`generate` decodes these to audio; prior preservation (:mod:`lightning_modules.prior_preservation`)
+    trains on them directly.
+    """
+    if not prompts:
+        raise ValueError("generate needs at least one prompt.")
+    if isinstance(scheduler, str):
+        scheduler = make_scheduler(scheduler, components.scheduler)
+    elif scheduler is None:
+        scheduler = type(components.scheduler).from_config(components.scheduler.config)
+    unet = components.unet
+    device = unet.device
+    cond = encode_text(components.text_encoder, components.tokenizer, prompts)
+    uncond = None
+    if guidance_scale > 1.0:
+        negatives = [negative_prompt or ""] * len(prompts) if not isinstance(negative_prompt, list) else negative_prompt
+        if len(negatives) != len(prompts):
+            raise ValueError(f"{len(negatives)} negative prompts for {len(prompts)} prompts.")
+        uncond = encode_text(components.text_encoder, components.tokenizer, negatives)
+    dtype = unet.dtype
+    cond = cond.to(device=device, dtype=dtype)
+    uncond = None if uncond is None else uncond.to(device=device, dtype=dtype)
+    latents = randn_tensor(shape, generator=generator, device=device, dtype=dtype) * scheduler.init_noise_sigma
+    return denoise(unet, scheduler, latents, cond, uncond, num_inference_steps, guidance_scale, generator, eta, progress)
+
+
 def generate(
     components: AudioLDMComponents,
     prompts: list[str],
@@ -160,25 +199,8 @@ def generate(
     if not prompts:
         raise ValueError("generate needs at least one prompt.")
     check_duration(components, duration)
-    if isinstance(scheduler, str):
-        scheduler = make_scheduler(scheduler, components.scheduler)
-    elif scheduler is None:
-        scheduler = type(components.scheduler).from_config(components.scheduler.config)
-    unet = components.unet
-    device = unet.device
-    cond = encode_text(components.text_encoder, components.tokenizer, prompts)
-    uncond = None
-    if guidance_scale > 1.0:
-        negatives = [negative_prompt or ""] * len(prompts) if not isinstance(negative_prompt, list) else negative_prompt
-        if len(negatives) != len(prompts):
-            raise ValueError(f"{len(negatives)} negative prompts for {len(prompts)} prompts.")
-        uncond = encode_text(components.text_encoder, components.tokenizer, negatives)
-    dtype = unet.dtype
-    cond = cond.to(device=device, dtype=dtype)
-    uncond = None if uncond is None else uncond.to(device=device, dtype=dtype)
-    shape = components.latent_shape(len(prompts), duration)
-    latents = randn_tensor(shape, generator=generator, device=device, dtype=dtype) * scheduler.init_noise_sigma
-    latents = denoise(
-        unet, scheduler, latents, cond, uncond, num_inference_steps, guidance_scale, generator, eta, progress
+    latents = sample_latents(
+        components, prompts, components.latent_shape(len(prompts), duration), num_inference_steps, guidance_scale,
+        negative_prompt, generator, scheduler, eta, progress,
     )
     return decode_to_waveform(components, latents, int(duration * components.sampling_rate))

@@ -1,0 +1,87 @@
+"""Prior preservation: the prior set is the base model's own samples, and each step adds its weighted loss."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from lightning_modules.components import encode_text
+from lightning_modules.module import AudioLDMLoRA
+from lightning_modules.prior_preservation import generate_prior_set
+from lightning_modules.sampler import sample_latents, seeded_generators
+
+PROMPTS = ["techno music", "boom bap music"]
+SHAPE = (8, 40, 16)  # the tiny model's latents of 1.6 s clips (160 mel frames)
+
+
+@pytest.fixture()
+def module(tiny_model_dir: Path) -> AudioLDMLoRA:
+    module = AudioLDMLoRA(
+        pretrained_model=str(tiny_model_dir), lora_rank=2, lora_alpha=2.0, num_inference_steps=3,
+        prior_prompts=PROMPTS, prior_samples_per_prompt=3, prior_loss_weight=0.5, prior_seed=7,
+    )
+    with torch.no_grad():  # a trained-looking adapter: the prior set must still come from the base model
+        for name, parameter in module.unet.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0.0, 0.5)
+    return module
+
+
+def test_prior_set_is_the_base_models_samples_with_fixed_seeds(module: AudioLDMLoRA) -> None:
+    prior = module.prior_set(SHAPE)
+    assert prior.latents.shape == (6, *SHAPE)
+    assert prior.prompts == ("techno music",) * 3 + ("boom bap music",) * 3
+    parts = module.components
+    parts.unet.eval()
+    parts.unet.disable_adapters()
+    try:
+        expected = sample_latents(parts, list(prior.prompts), (6, *SHAPE), 3, module.hparams.guidance_scale,
+                                  generator=seeded_generators([7, 8, 9, 7, 8, 9]), scheduler="ddim")
+    finally:
+        parts.unet.enable_adapters()
+    torch.testing.assert_close(prior.latents, expected)
+    with_adapter = sample_latents(parts, list(prior.prompts), (6, *SHAPE), 3, module.hparams.guidance_scale,
+                                  generator=seeded_generators([7, 8, 9, 7, 8, 9]), scheduler="ddim")
+    assert not torch.allclose(prior.latents, with_adapter, atol=1e-4)  # the adapter was really off
+    torch.testing.assert_close(prior.text_embeds, encode_text(parts.text_encoder, parts.tokenizer, list(prior.prompts)))
+
+
+def test_prior_set_does_not_depend_on_batch_size_or_touch_the_global_rng(module: AudioLDMLoRA) -> None:
+    module.unet.train()
+    state = torch.get_rng_state()
+    one = generate_prior_set(module.components, PROMPTS, 3, SHAPE, 3, 2.5, "ddim", 7, batch_size=1)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert module.unet.training  # mode restored
+    many = generate_prior_set(module.components, PROMPTS, 3, SHAPE, 3, 2.5, "ddim", 7, batch_size=16)
+    torch.testing.assert_close(one.latents, many.latents, atol=1e-4, rtol=1e-4)  # batched float sums
+
+
+def test_training_step_adds_the_weighted_prior_loss(module: AudioLDMLoRA) -> None:
+    batch = {"mel": torch.randn(2, 160, 64) - 5.0, "caption": ["gugak music", "gugak music"]}
+    module.log = lambda *args, **kwargs: None  # no Trainer attached
+    module.prior_set(SHAPE)
+    torch.manual_seed(11)
+    total = module.training_step(batch, 0)
+    torch.manual_seed(11)  # replay the same random draws piece by piece
+    latents, embeds = module.batch_latents_and_embeddings(batch)
+    drop = torch.rand(2) < module.hparams.caption_dropout
+    instance = module.diffusion_loss(latents, embeds, drop)
+    prior = module.prior_loss(latents)
+    torch.testing.assert_close(total, instance + 0.5 * prior)
+    assert prior.item() > 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"prior_prompts": []}, "non-empty list"),
+        ({"prior_prompts": ["jazz music", " "]}, "non-empty list of prompts"),
+        ({"prior_prompts": ["jazz music"], "prior_samples_per_prompt": 0}, "at least 1"),
+        ({"prior_prompts": ["jazz music"], "prior_loss_weight": 0.0}, "must be positive"),
+    ],
+)
+def test_bad_prior_settings_are_named(tiny_model_dir: Path, kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        AudioLDMLoRA(pretrained_model=str(tiny_model_dir), **kwargs)
