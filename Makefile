@@ -33,7 +33,13 @@ browser: ## Install Debian's Chromium for the listening-test browser tests (root
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
 	@chromium --version
 
-demo: venv ## Offline demo: build the tiny model and synthetic genres, fine-tune a LoRA, write adapters and samples
+TOY_BASE ?= .cache/toy-audioldm
+demo: venv ## Offline demo (~6 min, 2 CPUs): LoRA teaches a toy AudioLDM a genre it never heard; prints KAD/FAD table
+	$(BIN)/audioldm-lora build-toy-base $(TOY_BASE)
+	$(BIN)/lightning fit --config configs/demo.yaml --model.init_args.pretrained_model=$(TOY_BASE)
+	$(BIN)/audioldm-lora toy-report --base $(TOY_BASE) --adapter runs/demo/adapters/final
+
+smoke: venv ## Fastest end-to-end run: a tiny random AudioLDM, 20 LoRA steps, then predict (checks the plumbing)
 	$(BIN)/lightning fit --config configs/tiny.yaml
 	$(BIN)/lightning predict --config configs/tiny.yaml --ckpt_path "$$(ls -td runs/tiny/tiny/version_*/checkpoints/last.ckpt | head -n 1)"
 
@@ -48,4 +54,4 @@ bench: venv ## Run the benchmarks (results go to docs/benchmarks.md)
 clean: ## Remove run outputs and caches (keeps .venv)
 	rm -rf runs lightning_logs .cache wandb .pytest_cache
 
-.PHONY: help venv test test-fast browser demo sweep bench clean
+.PHONY: help venv test test-fast browser demo smoke sweep bench clean

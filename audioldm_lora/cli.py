@@ -18,6 +18,7 @@ from callbacks.adapter_export import AdapterExport
 # Tool name -> module exposing ``main(argv: list[str]) -> int``; imported only when called (keeps start-up fast).
 TOOLS: dict[str, str] = {
     "build-tiny": "audioldm_lora.commands.build_tiny",
+    "build-toy-base": "audioldm_lora.commands.build_toy_base",
     "cache": "audioldm_lora.commands.cache",
     "prepare": "audioldm_lora.commands.prepare",
     "synth-data": "audioldm_lora.commands.synth_data",
@@ -28,6 +29,7 @@ TOOLS: dict[str, str] = {
     "model-card": "audioldm_lora.commands.model_card",
     "sweep": "audioldm_lora.commands.sweep",
     "sweep-report": "audioldm_lora.commands.sweep_report",
+    "toy-report": "audioldm_lora.commands.toy_report",
 }
 
 DESCRIPTION = (

@@ -76,8 +76,12 @@ def _drum(kind: str, length: int, rng: np.random.Generator) -> np.ndarray:
     raise ValueError(f"unknown drum {kind!r}")
 
 
-def synthesize_clip(genre: str, duration: float, seed: int) -> np.ndarray:
-    """One clip of ``genre`` (a key of :data:`STYLES`), float32 mono at 16 kHz, peak 0.9."""
+def synthesize_clip(genre: str, duration: float, seed: int, shift_semitones: int = 0) -> np.ndarray:
+    """One clip of ``genre`` (a key of :data:`STYLES`), float32 mono at 16 kHz, peak 0.9.
+
+    ``shift_semitones`` moves the melody away from the genre's register (pitch augmentation: the toy AudioLDM's
+    VAE learns to code any register, not only the genres' own); 0 gives the genre as defined, bit for bit.
+    """
     style = STYLES[genre]
     rng = np.random.default_rng(seed)
     total = int(round(duration * SAMPLE_RATE))
@@ -86,7 +90,7 @@ def synthesize_clip(genre: str, duration: float, seed: int) -> np.ndarray:
     beat = 60.0 / tempo
     step = beat / style.notes_per_beat
     note_len = int(step * SAMPLE_RATE * (4.0 if style.timbre == "sine" else 1.5))
-    transpose = int(rng.integers(-2, 3))
+    transpose = int(rng.integers(-2, 3)) + int(shift_semitones)
     position, index = rng.uniform(0, step), 0
     while position < duration:
         degree = style.scale[int(rng.integers(len(style.scale)))] if style.notes_per_beat < 4 else style.scale[index % len(style.scale)]

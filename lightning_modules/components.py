@@ -5,6 +5,8 @@ One code path for hub ids and local directories: every component goes through it
 
 from __future__ import annotations
 
+import importlib
+import json
 import logging
 import math
 from dataclasses import dataclass
@@ -76,6 +78,28 @@ def _check_local_directory(path: Path) -> None:
         )
 
 
+# Vocoder classes other than SpeechT5HifiGan that a local model_index.json may name, by class name -> module. Only
+# these project classes are ever imported (a name in a file never imports arbitrary code). The toy AudioLDM
+# (lightning_modules/toy_base.py) names its Griffin-Lim vocoder here the diffusers way: "vocoder": [library, class].
+PROJECT_VOCODERS = {"GriffinLimVocoder": "lightning_modules.griffin_lim_vocoder"}
+
+
+def vocoder_class(local: Path | None) -> type:
+    """The vocoder class of a model: a project class from :data:`PROJECT_VOCODERS` when the local directory's
+    ``model_index.json`` names one, else ``SpeechT5HifiGan`` (every real AudioLDM checkpoint)."""
+    index = local / "model_index.json" if local is not None else None
+    if index is None or not index.is_file():
+        return SpeechT5HifiGan
+    try:
+        entry = json.loads(index.read_text(encoding="utf-8")).get("vocoder")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        return SpeechT5HifiGan
+    name = entry[-1] if isinstance(entry, list) and entry else None
+    if name in PROJECT_VOCODERS:
+        return getattr(importlib.import_module(PROJECT_VOCODERS[name]), name)
+    return SpeechT5HifiGan
+
+
 def load_components(pretrained_model: str, revision: str | None = None) -> AudioLDMComponents:
     """Load AudioLDM from a hub id (``cvssp/audioldm-s-full-v2``) or a local diffusers directory.
 
@@ -92,6 +116,7 @@ def load_components(pretrained_model: str, revision: str | None = None) -> Audio
         )
     else:
         source = pretrained_model
+    vocoder = vocoder_class(local if local.exists() else None)
     loaders = {
         "vae": lambda: AutoencoderKL.from_pretrained(source, subfolder="vae", revision=revision),
         "text_encoder": lambda: ClapTextModelWithProjection.from_pretrained(
@@ -99,7 +124,7 @@ def load_components(pretrained_model: str, revision: str | None = None) -> Audio
         ),
         "tokenizer": lambda: RobertaTokenizerFast.from_pretrained(source, subfolder="tokenizer", revision=revision),
         "unet": lambda: UNet2DConditionModel.from_pretrained(source, subfolder="unet", revision=revision),
-        "vocoder": lambda: SpeechT5HifiGan.from_pretrained(source, subfolder="vocoder", revision=revision),
+        "vocoder": lambda: vocoder.from_pretrained(source, subfolder="vocoder", revision=revision),
         "scheduler": lambda: DDIMScheduler.from_pretrained(source, subfolder="scheduler", revision=revision),
     }
     parts = {}

@@ -65,54 +65,73 @@ def build_tokenizer(vocab_size: int = 400) -> RobertaTokenizerFast:
     )
 
 
-def build_text_encoder(vocab_size: int) -> ClapTextModelWithProjection:
-    """A 2-layer CLAP text encoder with a 32-d projection (the real one: 12 layers, 512-d)."""
+def build_text_encoder(
+    vocab_size: int, initializer_factor: float = 1.0, projection_dim: int = TEXT_PROJECTION_DIM
+) -> ClapTextModelWithProjection:
+    """A 2-layer CLAP text encoder with a 32-d projection by default (the real one: 12 layers, 512-d).
+
+    ``initializer_factor`` scales CLAP's random init; at 1.0 every prompt gets nearly the same embedding (cosine
+    > 0.99), which the toy model (:mod:`lightning_modules.toy_base`), whose frozen random encoder must tell genres
+    apart, avoids with a larger factor.
+    """
     config = ClapTextConfig(
         vocab_size=vocab_size,
         hidden_size=32,
         num_hidden_layers=2,
         num_attention_heads=2,
         intermediate_size=64,
-        projection_dim=TEXT_PROJECTION_DIM,
+        projection_dim=projection_dim,
         max_position_embeddings=514,
         pad_token_id=1,
         bos_token_id=0,
         eos_token_id=2,
+        initializer_factor=initializer_factor,
     )
     return ClapTextModelWithProjection(config)
 
 
-def build_vae() -> AutoencoderKL:
-    """A 3-level VAE (spatial factor 4, 8 latent channels) over the [B, 1, frames, 64] log-mel image."""
+def build_vae(
+    block_out_channels: tuple[int, ...] = (16, 32, 32),
+    latent_channels: int = 8,
+    scaling_factor: float = 0.9392935633659363,  # cvssp/audioldm-s-full-v2's value; the tiny VAE has no learned one
+) -> AutoencoderKL:
+    """A VAE over the [B, 1, frames, 64] log-mel image; by default 3 levels (spatial factor 4), 8 latent channels."""
+    levels = len(block_out_channels)
     return AutoencoderKL(
         in_channels=1,
         out_channels=1,
-        down_block_types=("DownEncoderBlock2D",) * 3,
-        up_block_types=("UpDecoderBlock2D",) * 3,
-        block_out_channels=(16, 32, 32),
+        down_block_types=("DownEncoderBlock2D",) * levels,
+        up_block_types=("UpDecoderBlock2D",) * levels,
+        block_out_channels=tuple(block_out_channels),
         layers_per_block=1,
-        latent_channels=8,
+        latent_channels=latent_channels,
         norm_num_groups=8,
         sample_size=64,
-        scaling_factor=0.9392935633659363,  # cvssp/audioldm-s-full-v2's value; the tiny VAE has no learned one
+        scaling_factor=scaling_factor,
     )
 
 
-def build_unet() -> UNet2DConditionModel:
-    """A 2-level UNet with AudioLDM's conditioning: CLAP embedding through a simple projection, concatenated."""
+def build_unet(
+    block_out_channels: tuple[int, ...] = (32, 64), latent_channels: int = 8, text_embed_dim: int = TEXT_PROJECTION_DIM
+) -> UNet2DConditionModel:
+    """A UNet with AudioLDM's conditioning: CLAP embedding through a simple projection, concatenated.
+
+    One level per entry of ``block_out_channels`` (2 by default), attention at the lowest resolution only.
+    """
+    plain = len(block_out_channels) - 1
     return UNet2DConditionModel(
         sample_size=32,
-        in_channels=8,
-        out_channels=8,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        block_out_channels=(32, 64),
+        in_channels=latent_channels,
+        out_channels=latent_channels,
+        down_block_types=("DownBlock2D",) * plain + ("CrossAttnDownBlock2D",),
+        up_block_types=("CrossAttnUpBlock2D",) + ("UpBlock2D",) * plain,
+        block_out_channels=tuple(block_out_channels),
         layers_per_block=1,
-        cross_attention_dim=(32, 64),
+        cross_attention_dim=tuple(block_out_channels),
         attention_head_dim=8,
         norm_num_groups=8,
         class_embed_type="simple_projection",
-        projection_class_embeddings_input_dim=TEXT_PROJECTION_DIM,
+        projection_class_embeddings_input_dim=text_embed_dim,
         class_embeddings_concat=True,
     )
 

@@ -1,0 +1,41 @@
+"""``audioldm-lora build-toy-base DIR``: train the toy AudioLDM on synthetic genres A..E, once (cached by recipe).
+
+The toy base is what ``configs/demo.yaml`` adapts to the held-out genre F with LoRA (lightning_modules/toy_base.py).
+A second call with the same recipe finds ``DIR/toy_base.json`` and returns at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from jsonargparse import ArgumentParser
+
+from lightning_modules.toy_base import ToyBaseError, ToyRecipe, build_toy_base, ensure_toy_base, read_recipe
+from lightning_modules.toy_training import log_progress
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build (or find in the cache) the toy base; returns the exit code."""
+    parser = ArgumentParser(prog="audioldm-lora build-toy-base", description=__doc__)
+    parser.add_argument("directory", type=str, nargs="?", default=".cache/toy-audioldm",
+                        help="output directory (diffusers AudioLDM layout plus toy_base.json)")
+    parser.add_argument("--recipe", type=ToyRecipe, default=ToyRecipe(),
+                        help="training recipe; changing any field is a new cache key (e.g. --recipe.seed 1)")
+    parser.add_argument("--overwrite", type=bool, default=False, help="rebuild even when the cache is up to date")
+    parser.add_argument("--log_every", type=int, default=100, help="log the training loss every N steps")
+    args = parser.parse_args(argv)
+    recipe = args.recipe if isinstance(args.recipe, ToyRecipe) else ToyRecipe(**vars(args.recipe))
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    start = time.monotonic()
+    try:
+        if args.overwrite:
+            if (found := read_recipe(args.directory)) is None and __import__("pathlib").Path(args.directory).exists():
+                parser.error(f"{args.directory} exists and is not a toy AudioLDM; refusing to overwrite it.")
+            path = build_toy_base(args.directory, recipe, overwrite=True, progress=log_progress(args.log_every))
+        else:
+            path = ensure_toy_base(args.directory, recipe, progress=log_progress(args.log_every))
+    except ToyBaseError as error:
+        parser.error(str(error))
+    print(f"Toy AudioLDM ready in {path} ({time.monotonic() - start:.0f} s; held-out genre F: {recipe.held_out})")
+    return 0

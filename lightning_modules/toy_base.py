@@ -1,0 +1,253 @@
+"""The toy AudioLDM: a small AudioLDM trained offline on five synthetic genres, so that LoRA has something to adapt.
+
+A random tiny model (:mod:`lightning_modules.tiny`) proves that the code runs; this one proves that it learns. The
+build (``audioldm-lora build-toy-base``, a few minutes on two CPU cores, cached) trains
+
+- the VAE to reconstruct the AudioLDM log-mels of synthetic genres A..E (:data:`BASE_GENRES`), and sets its
+  ``scaling_factor`` to 1 / std of its latents;
+- the UNet on the same clips for text-conditioned denoising with AudioLDM's exact conditioning (L2-normalised CLAP
+  ``text_embeds`` as ``class_labels``, captions dropped to "" so that classifier-free guidance works).
+
+The tokenizer and CLAP text encoder stay small, random and frozen (seeded), and the vocoder is Griffin-Lim
+(:class:`lightning_modules.griffin_lim_vocoder.GriffinLimVocoder`). Genre F (:data:`HELD_OUT_GENRE`) is never seen:
+``configs/demo.yaml`` teaches it with LoRA. The result is a normal diffusers AudioLDM directory that
+:func:`lightning_modules.components.load_components` loads, plus ``toy_base.json`` (the recipe and what the build
+measured), which is the cache key: :func:`ensure_toy_base` rebuilds only when the recipe differs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import diffusers
+import numpy as np
+import torch
+from diffusers import DDPMScheduler
+
+from datamodules.synthetic_mels import genre_caption, synthetic_log_mels
+from lightning_modules.components import encode_text
+from lightning_modules.griffin_lim_vocoder import GriffinLimVocoder
+from lightning_modules.tiny import MODEL_INDEX, build_scheduler, build_text_encoder, build_tokenizer, build_unet, build_vae
+from lightning_modules.toy_training import Progress, encode_posteriors, latent_scaling_factor, train_unet, train_vae
+
+log = logging.getLogger(__name__)
+
+# Genre F, held out of the base model. gugak (plucked pentatonic melody, mid register) is the paper's own example of
+# a genre a base model renders poorly (Korean traditional music), and it is far from A..E in mel statistics.
+HELD_OUT_GENRE = "gugak"
+BASE_GENRES = ("ambient_drone", "chiptune", "boom_bap", "techno", "bell_choir")
+RECIPE_FILE = "toy_base.json"
+TRAINING_SET = 1  # synthesis seed sets of the build's clips (see datamodules.synthetic_mels.clip_seed); the
+VAE_SET = 3  # references of lightning_modules.toy_eval use set 2
+
+
+@dataclass(frozen=True)
+class ToyRecipe:
+    """Everything the toy base depends on; two builds with the same recipe are the same model (and cache key)."""
+
+    version: int = 1
+    seed: int = 0
+    genres: tuple[str, ...] = BASE_GENRES
+    held_out: str = HELD_OUT_GENRE
+    duration: float = 1.28
+    clips_per_genre: int = 64
+    caption_template: str = "{genre} music"
+    text_seed: int = 10
+    text_initializer_factor: float = 10.0
+    text_projection_dim: int = 64
+    vae_channels: tuple[int, ...] = (8, 16, 32, 32)
+    latent_channels: int = 8
+    vae_pitch_shift: int = 12
+    vae_steps: int = 600
+    vae_batch_size: int = 16
+    vae_crop_frames: int = 64
+    vae_learning_rate: float = 2e-3
+    kl_weight: float = 1e-3
+    unet_channels: tuple[int, ...] = (32, 64)
+    unet_steps: int = 1000
+    unet_batch_size: int = 32
+    unet_learning_rate: float = 2e-3
+    unet_ema_decay: float = 0.0
+    unet_snr_gamma: float | None = 5.0
+    class_embedding_init_scale: float = 10.0
+    caption_dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.held_out in self.genres:
+            raise ValueError(f"The held-out genre {self.held_out!r} must not be one of the base genres {self.genres}.")
+
+    def to_json(self) -> dict[str, Any]:
+        """The recipe as JSON (tuples as lists)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "ToyRecipe":
+        """Inverse of :meth:`to_json`; unknown keys (a newer recipe) raise ``TypeError``."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        return cls(**{k: tuple(v) if isinstance(v, list) and k in fields else v for k, v in data.items()})
+
+    def with_overrides(self, **changes: Any) -> "ToyRecipe":
+        """A copy with some fields changed (shortened builds for tests)."""
+        return dataclasses.replace(self, **changes)
+
+
+class ToyBaseError(RuntimeError):
+    """The toy base directory cannot be used or replaced; the message says why and what to do."""
+
+
+def read_recipe(directory: str | Path) -> ToyRecipe | None:
+    """The recipe a toy base directory was built with, or None when it is not a (complete) toy base."""
+    path = Path(directory) / RECIPE_FILE
+    if not path.is_file():
+        return None
+    try:
+        return ToyRecipe.from_json(json.loads(path.read_text(encoding="utf-8"))["recipe"])
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return None
+
+
+def ensure_toy_base(directory: str | Path, recipe: ToyRecipe = ToyRecipe(), progress: Progress | None = None) -> Path:
+    """Build the toy base into ``directory`` unless it already holds one built with ``recipe`` (the cache).
+
+    A toy base built with another recipe is replaced; any other existing directory is left alone.
+
+    Raises:
+        ToyBaseError: ``directory`` exists and is not a toy base.
+    """
+    directory = Path(directory).expanduser()
+    if directory.exists():
+        found = read_recipe(directory)
+        if found == recipe:
+            log.info("Toy AudioLDM in %s is up to date (recipe version %d, seed %d).", directory, recipe.version, recipe.seed)
+            return directory
+        if found is None:
+            raise ToyBaseError(
+                f"{directory} exists but holds no {RECIPE_FILE}: it is not a toy AudioLDM this tool built, so it is not "
+                "replaced. Choose another directory or remove it."
+            )
+        log.info("Toy AudioLDM in %s was built with another recipe; rebuilding.", directory)
+    return build_toy_base(directory, recipe, overwrite=True, progress=progress)
+
+
+def training_data(recipe: ToyRecipe) -> tuple[torch.Tensor, list[str]]:
+    """The UNet's training set: log-mels [N, frames, 64] of genres A..E as defined, and their captions."""
+    mels, captions = [], []
+    for genre in recipe.genres:
+        mels.append(synthetic_log_mels(genre, recipe.clips_per_genre, recipe.duration, recipe.seed * 10 + TRAINING_SET))
+        captions += [genre_caption(genre, recipe.caption_template)] * recipe.clips_per_genre
+    return torch.cat(mels), captions
+
+
+def pitch_shifted_data(recipe: ToyRecipe) -> torch.Tensor:
+    """The VAE's extra training set: genres A..E moved by random pitch shifts within +-``vae_pitch_shift``.
+
+    An AudioLDM VAE is a general audio codec (the real one saw far more audio than any genre). Trained on A..E in
+    their own registers only, the toy VAE cannot code a melody in another register, so the held-out genre would be
+    out of reach of any UNet; the shifted clips (still only A..E timbres) make it a codec of the register range.
+    """
+    rng = np.random.default_rng(recipe.seed)
+    parts = []
+    for genre in recipe.genres:
+        shifts = rng.integers(-recipe.vae_pitch_shift, recipe.vae_pitch_shift + 1, recipe.clips_per_genre).tolist()
+        parts.append(synthetic_log_mels(genre, recipe.clips_per_genre, recipe.duration, recipe.seed * 10 + VAE_SET, shifts))
+    return torch.cat(parts)
+
+
+def train_toy_components(recipe: ToyRecipe, progress: Progress | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Build and train every component; returns ``({name: component}, measurements)``."""
+    timings: dict[str, float] = {}
+    start = time.monotonic()
+    generator = torch.Generator().manual_seed(recipe.seed)
+    tokenizer = build_tokenizer()
+    torch.manual_seed(recipe.text_seed)
+    text_encoder = build_text_encoder(
+        len(tokenizer), initializer_factor=recipe.text_initializer_factor, projection_dim=recipe.text_projection_dim
+    ).eval()
+    mels, captions = training_data(recipe)
+    vae_mels = torch.cat([mels, pitch_shifted_data(recipe)]) if recipe.vae_pitch_shift else mels
+    timings["data_s"] = time.monotonic() - start
+
+    torch.manual_seed(recipe.seed + 1)
+    vae = build_vae(recipe.vae_channels, recipe.latent_channels)
+    train_vae(vae, vae_mels, recipe.vae_steps, recipe.vae_batch_size, recipe.vae_learning_rate, recipe.kl_weight,
+              generator, recipe.vae_crop_frames, progress)
+    posteriors = encode_posteriors(vae, mels)
+    scaling_factor = latent_scaling_factor(posteriors, generator)
+    vae.register_to_config(scaling_factor=scaling_factor)
+    with torch.no_grad():
+        reconstruction_l1 = float((vae.decode(posteriors[:64, : recipe.latent_channels]).sample.squeeze(1) - mels[:64]).abs().mean())
+    timings["vae_s"] = time.monotonic() - start - sum(timings.values())
+
+    scheduler = build_scheduler()
+    text_embeds = encode_text(text_encoder, tokenizer, captions)
+    empty_embed = encode_text(text_encoder, tokenizer, [""])[0]
+    torch.manual_seed(recipe.seed + 2)
+    unet = build_unet(recipe.unet_channels, recipe.latent_channels, recipe.text_projection_dim)
+    with torch.no_grad():
+        # The text embedding enters as a small additive term next to the timestep embedding; a larger initial
+        # projection lets a short training run learn to use it (the architecture and conditioning are unchanged).
+        unet.class_embedding.weight.mul_(recipe.class_embedding_init_scale)
+    unet = train_unet(
+        unet,
+        DDPMScheduler.from_config(scheduler.config),
+        posteriors,
+        text_embeds,
+        empty_embed,
+        scaling_factor,
+        recipe.unet_steps,
+        recipe.unet_batch_size,
+        recipe.unet_learning_rate,
+        recipe.caption_dropout,
+        generator,
+        recipe.unet_ema_decay,
+        recipe.unet_snr_gamma,
+        progress,
+    )
+    timings["unet_s"] = time.monotonic() - start - sum(timings.values())
+    components = {"tokenizer": tokenizer, "text_encoder": text_encoder, "vae": vae, "unet": unet,
+                  "vocoder": GriffinLimVocoder(), "scheduler": scheduler}
+    measurements = {"scaling_factor": scaling_factor, "vae_reconstruction_l1": reconstruction_l1,
+                    "training_clips": len(mels), **{k: round(v, 1) for k, v in timings.items()}}
+    return components, measurements
+
+
+def model_index() -> dict[str, Any]:
+    """``model_index.json`` of the toy: the tiny model's, with the Griffin-Lim vocoder class (see components.py)."""
+    return {**MODEL_INDEX, "vocoder": ["lightning_modules", GriffinLimVocoder.__name__],
+            "_diffusers_version": diffusers.__version__}
+
+
+def build_toy_base(
+    directory: str | Path, recipe: ToyRecipe = ToyRecipe(), overwrite: bool = False, progress: Progress | None = None
+) -> Path:
+    """Train the toy base and write it to ``directory`` atomically (built aside, then renamed into place)."""
+    directory = Path(directory).expanduser()
+    if directory.exists() and not overwrite:
+        raise FileExistsError(f"{directory} already exists; pass overwrite=True (--overwrite) to rebuild it.")
+    start = time.monotonic()
+    components, measurements = train_toy_components(recipe, progress)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        for name, component in components.items():
+            component.save_pretrained(staging / name)
+        (staging / "model_index.json").write_text(json.dumps(model_index(), indent=2) + "\n")
+        measurements["build_s"] = round(time.monotonic() - start, 1)
+        record = {"recipe": recipe.to_json(), "measured": measurements}
+        (staging / RECIPE_FILE).write_text(json.dumps(record, indent=2) + "\n")
+        if directory.exists():
+            shutil.rmtree(directory)
+        staging.rename(directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    log.info("Built the toy AudioLDM in %s in %.0f s.", directory, measurements["build_s"])
+    return directory

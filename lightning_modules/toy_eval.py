@@ -1,0 +1,169 @@
+"""Did LoRA teach the toy AudioLDM genre F without breaking A..E? The paper's table, measured offline.
+
+For every genre the same prompt (``"<genre> music"``) and seeds are sampled with the adapter and without it
+(:func:`lightning_modules.ab.generate_ab`: one generator per clip), embedded with the weight-free mel-statistics
+embedder and scored (KAD, FAD; :func:`metrics.evaluation.score_report`) against freshly synthesized reference clips
+of that genre, drawn from seeds that neither the toy base build nor the LoRA data used. The targets of the demo:
+KAD on F at least 30% lower with the adapter, and KAD on each of A..E at most 10% higher.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from datamodules.audio import save_audio
+from datamodules.synthetic_mels import genre_caption, synthetic_waveforms
+from lightning_modules.ab import generate_ab
+from lightning_modules.adapter_files import parse_adapter_spec, read_adapter
+from lightning_modules.adapters import load_adapters
+from lightning_modules.components import AudioLDMComponents, load_components
+from lightning_modules.toy_base import BASE_GENRES, HELD_OUT_GENRE
+from metrics import MelStatisticsEmbedder
+from metrics.comparison import compare_reports, comparison_markdown
+from metrics.evaluation import LabelledEmbeddings, score_report
+
+POOLED = "A..E pooled"  # genres A..E scored as one group: what "the others" are, with 5x the clips of a genre
+REFERENCE_SET = 2  # synthesis seed set of the references (the build uses 1, the LoRA data write_synthetic_dataset's)
+
+
+@dataclass(frozen=True)
+class ToyEvalSettings:
+    """What is generated and what it is compared with."""
+
+    held_out: str = HELD_OUT_GENRE
+    base_genres: tuple[str, ...] = BASE_GENRES
+    clips_per_genre: int = 48  # per genre and arm; 16 gives KAD that moves 2x between seed sets on the toy
+    reference_clips: int = 64
+    seed: int = 1000
+    num_inference_steps: int = 25
+    guidance_scale: float = 2.5
+    scheduler: str = "ddim"
+    duration: float = 1.28
+    batch_size: int = 32
+    caption_template: str = "{genre} music"
+    f_improvement: float = 0.30  # KAD(F) must drop by at least this fraction
+    max_regression: float = 0.10  # KAD on each base genre may rise by at most this fraction
+
+    @property
+    def genres(self) -> list[str]:
+        """F first, then A..E."""
+        return [self.held_out, *self.base_genres]
+
+
+@dataclass
+class ToyEvalResult:
+    """The comparison rows (``metrics.comparison.compare_reports``), the verdict and where files went."""
+
+    rows: dict[str, dict[str, Any]]
+    settings: ToyEvalSettings
+    failures: list[str] = field(default_factory=list)
+    wav_dir: Path | None = None
+
+    @property
+    def passed(self) -> bool:
+        """True when both demo targets hold."""
+        return not self.failures
+
+
+def reference_embeddings(settings: ToyEvalSettings, embedder: MelStatisticsEmbedder) -> LabelledEmbeddings:
+    """Mel-statistics embeddings of fresh synthetic clips of every genre (seed set :data:`REFERENCE_SET`)."""
+    clips, labels = [], []
+    for genre in settings.genres:
+        clips.append(synthetic_waveforms(genre, settings.reference_clips, settings.duration, REFERENCE_SET))
+        labels += [genre] * settings.reference_clips
+    embeddings = embedder.embed_audio(torch.cat(clips), 16_000)
+    return LabelledEmbeddings(embeddings.cpu().numpy(), labels, "synthetic reference clips")
+
+
+def kad_failures(rows: dict[str, dict[str, Any]], settings: ToyEvalSettings) -> list[str]:
+    """The demo targets that do not hold, each as a sentence (empty when both hold).
+
+    KAD is unbiased and can be negative near zero, so "x% worse" is measured against ``|KAD base|``.
+    """
+    failures = []
+    f = rows[settings.held_out]
+    if not f["kad_lora"] <= (1.0 - settings.f_improvement) * f["kad_base"]:
+        failures.append(f"{settings.held_out}: KAD {f['kad_base']:.3f} -> {f['kad_lora']:.3f}, not "
+                        f"{settings.f_improvement:.0%} lower")
+    for genre in [POOLED, *settings.base_genres]:
+        row = rows[genre]
+        if not row["kad_lora"] <= row["kad_base"] + settings.max_regression * abs(row["kad_base"]):
+            failures.append(f"{genre}: KAD {row['kad_base']:.3f} -> {row['kad_lora']:.3f}, more than "
+                            f"{settings.max_regression:.0%} worse")
+    return failures
+
+
+def _pool_base_genres(embeddings: LabelledEmbeddings, settings: ToyEvalSettings) -> LabelledEmbeddings:
+    """The same rows with genres A..E relabelled as one group, :data:`POOLED` (F keeps its label)."""
+    genres = [POOLED if g in settings.base_genres else g for g in embeddings.genres]
+    return LabelledEmbeddings(embeddings.embeddings, genres, embeddings.source)
+
+
+def _write_wavs(directory: Path, waveforms: torch.Tensor, labels: list[str], seeds: list[int],
+                sample_rate: int) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for waveform, label, seed in zip(waveforms, labels, seeds):
+        save_audio(directory / f"{label}_seed{seed}.wav", waveform, sample_rate)
+
+
+def evaluate_components(
+    components: AudioLDMComponents, settings: ToyEvalSettings, wav_dir: str | Path | None = None
+) -> ToyEvalResult:
+    """Score ``components`` (whose UNet holds the adapter, active) with and without the adapter."""
+    prompts, seeds, labels = [], [], []
+    for genre in settings.genres:
+        for i in range(settings.clips_per_genre):
+            prompts.append(genre_caption(genre, settings.caption_template))
+            seeds.append(settings.seed + i)
+            labels.append(genre)
+    lora, base = generate_ab(
+        components, prompts, seeds, settings.duration, settings.num_inference_steps, settings.guidance_scale,
+        scheduler=settings.scheduler, batch_size=settings.batch_size,
+    )
+    embedder = MelStatisticsEmbedder()
+    reference = reference_embeddings(settings, embedder)
+    rate = components.sampling_rate
+    reports, pooled = {}, {}
+    for name, waveforms in (("base", base), ("lora", lora)):
+        generated = LabelledEmbeddings(embedder.embed_audio(waveforms, rate).cpu().numpy(), labels, name)
+        reports[name] = score_report(generated, reference)
+        pooled[name] = score_report(_pool_base_genres(generated, settings), _pool_base_genres(reference, settings))
+        if wav_dir is not None:
+            _write_wavs(Path(wav_dir) / name, waveforms, labels, seeds, rate)
+    rows = compare_reports(reports["base"], reports["lora"])
+    rows[POOLED] = compare_reports(pooled["base"], pooled["lora"])[POOLED]
+    return ToyEvalResult(rows, settings, kad_failures(rows, settings), Path(wav_dir) if wav_dir is not None else None)
+
+
+def evaluate_adapter(
+    base: str | Path, adapter: str | Path, settings: ToyEvalSettings = ToyEvalSettings(),
+    wav_dir: str | Path | None = None,
+) -> ToyEvalResult:
+    """Load the toy base and the adapter folder (``<run>/adapters/final``) and score base against LoRA."""
+    components = load_components(str(base))
+    load_adapters(components.unet, [read_adapter(parse_adapter_spec(f"lora={adapter}"))], str(base))
+    return evaluate_components(components, settings, wav_dir)
+
+
+def result_markdown(result: ToyEvalResult) -> str:
+    """The paper-style table (genre F first), the targets and their verdict."""
+    s = result.settings
+    order = [s.held_out, *s.base_genres, POOLED, "all"]
+    rows = {(f"{g} (F, held out)" if g == s.held_out else g): result.rows[g] for g in order if g in result.rows}
+    table = comparison_markdown(rows, f"Toy AudioLDM: base vs LoRA on held-out genre {s.held_out!r} and genres A..E")
+    verdict = "PASS" if result.passed else "FAIL: " + "; ".join(result.failures)
+    f = result.rows[s.held_out]
+    change = (f["kad_lora"] - f["kad_base"]) / abs(f["kad_base"]) if f["kad_base"] else float("nan")
+    lines = [
+        table,
+        f"Mel-statistics embedder, {s.clips_per_genre} clips per genre (seeds {s.seed}..{s.seed + s.clips_per_genre - 1}), "
+        f"{s.reference_clips} fresh reference clips per genre, {s.num_inference_steps} {s.scheduler} steps, guidance "
+        f"{s.guidance_scale}.",
+        f"KAD on {s.held_out}: {change:+.0%} (target <= -{s.f_improvement:.0%}); A..E, pooled and each: at most "
+        f"{s.max_regression:.0%} worse. Verdict: {verdict}",
+    ]
+    return "\n".join(lines) + "\n"

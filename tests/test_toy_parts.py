@@ -1,0 +1,88 @@
+"""The toy AudioLDM's parts, fast: the Griffin-Lim vocoder, loading it by class name, the recipe cache, the verdict."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from datamodules.features import log_mel_spectrogram
+from datamodules.synthetic_mels import synthetic_waveforms
+from lightning_modules.components import load_components, vocoder_class
+from lightning_modules.griffin_lim_vocoder import GriffinLimVocoder
+from lightning_modules.toy_base import RECIPE_FILE, ToyBaseError, ToyRecipe, ensure_toy_base, read_recipe
+from lightning_modules.toy_eval import POOLED, ToyEvalSettings, kad_failures
+
+# A recipe that builds in seconds: it proves the cache and the directory, not the learning (test_toy_learns does).
+QUICK = ToyRecipe().with_overrides(clips_per_genre=2, vae_steps=2, unet_steps=2, vae_batch_size=2, unet_batch_size=2)
+
+
+def test_griffin_lim_vocoder_inverts_the_log_mel() -> None:
+    wave = synthetic_waveforms("gugak", 1, 1.28, seed=5)[0]
+    mel = log_mel_spectrogram(wave)  # [frames, 64]
+    vocoder = GriffinLimVocoder()
+    audio = vocoder(mel.unsqueeze(0))
+    assert audio.shape == (1, mel.shape[0] * 160)
+    again = log_mel_spectrogram(audio[0])[: mel.shape[0]]
+    # The magnitude comes back (the phase is estimated): mean log-mel error well under 1 nat on the loud bins.
+    loud = mel > mel.max() - 6.0
+    assert float((again - mel)[loud].abs().mean()) < 0.5
+    torch.testing.assert_close(vocoder(mel), audio[0])  # unbatched input, deterministic phase
+
+
+def test_vocoder_class_follows_model_index(tmp_path: Path) -> None:
+    from transformers import SpeechT5HifiGan
+
+    assert vocoder_class(None) is SpeechT5HifiGan
+    (tmp_path / "model_index.json").write_text(json.dumps({"vocoder": ["lightning_modules", "GriffinLimVocoder"]}))
+    assert vocoder_class(tmp_path) is GriffinLimVocoder
+    (tmp_path / "model_index.json").write_text(json.dumps({"vocoder": ["evil_module", "os.system"]}))
+    assert vocoder_class(tmp_path) is SpeechT5HifiGan  # only project classes are ever imported by name
+    (tmp_path / "model_index.json").write_text("{not json")
+    assert vocoder_class(tmp_path) is SpeechT5HifiGan
+
+
+def test_toy_base_is_cached_by_recipe_and_loads_as_audioldm(tmp_path: Path) -> None:
+    directory = tmp_path / "toy"
+    ensure_toy_base(directory, QUICK)
+    assert read_recipe(directory) == QUICK
+    measured = json.loads((directory / RECIPE_FILE).read_text())["measured"]
+    assert measured["training_clips"] == 2 * len(QUICK.genres) and measured["scaling_factor"] > 0
+    parts = load_components(str(directory))
+    assert isinstance(parts.vocoder, GriffinLimVocoder)
+    assert parts.vae.config.scaling_factor == pytest.approx(measured["scaling_factor"])
+
+    stamp = (directory / RECIPE_FILE).stat().st_mtime_ns
+    ensure_toy_base(directory, QUICK)  # same recipe: nothing rebuilt
+    assert (directory / RECIPE_FILE).stat().st_mtime_ns == stamp
+    other = QUICK.with_overrides(seed=1)
+    ensure_toy_base(directory, other)  # another recipe: rebuilt in place
+    assert read_recipe(directory) == other
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".toy")]  # no staging folder left behind
+
+
+def test_toy_base_refuses_a_directory_it_did_not_build(tmp_path: Path) -> None:
+    (tmp_path / "mine.txt").write_text("keep me")
+    with pytest.raises(ToyBaseError, match="not a toy AudioLDM"):
+        ensure_toy_base(tmp_path, QUICK)
+    assert (tmp_path / "mine.txt").read_text() == "keep me"
+
+
+def test_recipe_rejects_a_held_out_genre_among_the_base_genres() -> None:
+    with pytest.raises(ValueError, match="must not be one of the base genres"):
+        ToyRecipe(held_out="techno")
+
+
+def _row(base: float, lora: float) -> dict[str, float]:
+    return {"kad_base": base, "kad_lora": lora}
+
+
+def test_verdict_names_each_missed_target() -> None:
+    settings = ToyEvalSettings(base_genres=("techno", "chiptune"))
+    rows = {"gugak": _row(10.0, 6.9), POOLED: _row(2.0, 2.1), "techno": _row(4.0, 4.3), "chiptune": _row(-1.0, -0.95)}
+    assert kad_failures(rows, settings) == []  # -31%; +5%; +7.5%; negative KAD measured against |base|
+    rows = {"gugak": _row(10.0, 7.1), POOLED: _row(2.0, 2.3), "techno": _row(4.0, 4.5), "chiptune": _row(1.0, 0.5)}
+    failures = kad_failures(rows, settings)
+    assert [f.split(":")[0] for f in failures] == ["gugak", POOLED, "techno"]
