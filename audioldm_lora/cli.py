@@ -71,5 +71,16 @@ def main(argv: list[str] | None = None) -> int:
     # The frozen VAE, text encoder and vocoder are in eval mode on purpose (AudioLDMLoRA.train).
     warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
     # LightningCLI reads sys.argv itself; an explicit list is only for calls from Python.
-    build_cli(None if argv is None else args)
+    try:
+        build_cli(None if argv is None else args)
+    finally:
+        _finish_wandb_run()
     return 0
+
+
+def _finish_wandb_run() -> None:
+    """Close the W&B run a subcommand opened: Lightning leaves it open, and the next WandbLogger in the same
+    process (a notebook, a test session, a sweep agent) would silently log into it."""
+    wandb = sys.modules.get("wandb")  # only when a logger imported it: no import cost otherwise
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        wandb.finish()

@@ -45,3 +45,18 @@ def test_offline_mode_from_the_environment_is_respected(no_credentials, monkeypa
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         AutoOfflineWandbLogger(save_dir=str(tmp_path))  # no warning: the user chose offline
+
+
+def test_cli_closes_its_wandb_run(tiny_model_dir: Path, synthetic_root: Path, tmp_path: Path) -> None:
+    """A W&B run left open by one CLI call would swallow the next WandbLogger of the process (a notebook, a test)."""
+    import wandb
+
+    from audioldm_lora.cli import main
+    from tests.cli_helpers import tiny_args
+
+    args = tiny_args("fit", tiny_model_dir, synthetic_root, tmp_path, "--trainer.max_steps=1",
+                     "--trainer.callbacks=[]", "--trainer.logger.class_path=callbacks.AutoOfflineWandbLogger",
+                     "--trainer.logger.init_args.project=test")
+    assert main(args) == 0
+    assert wandb.run is None
+    assert len(list((tmp_path / "wandb").glob("offline-run-*"))) == 1
