@@ -86,3 +86,27 @@ def test_verdict_names_each_missed_target() -> None:
     rows = {"gugak": _row(10.0, 7.1), POOLED: _row(2.0, 2.3), "techno": _row(4.0, 4.5), "chiptune": _row(1.0, 0.5)}
     failures = kad_failures(rows, settings)
     assert [f.split(":")[0] for f in failures] == ["gugak", POOLED, "techno"]
+
+
+def test_toy_report_writes_the_table_and_checks_the_targets(tmp_path: Path) -> None:
+    """A random adapter on a barely trained toy base: the report is written, and --check exits 1 iff a target fails."""
+    from audioldm_lora.commands.toy_report import main as toy_report
+    from lightning_modules.module import AudioLDMLoRA
+
+    base = ensure_toy_base(tmp_path / "toy", QUICK)
+    module = AudioLDMLoRA(pretrained_model=str(base), lora_rank=2, lora_alpha=2.0, lora_targets="attention")
+    with torch.no_grad():
+        for name, parameter in module.unet.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0.0, 0.5)
+    adapter = module.save_adapter(tmp_path / "run" / "adapters" / "final", step=0)
+    quick = ["--settings.clips_per_genre=3", "--settings.reference_clips=4", "--settings.num_inference_steps=2"]
+    assert toy_report(["--base", str(base), "--adapter", str(adapter), *quick]) == 0
+    out = tmp_path / "run" / "toy-report"
+    record = json.loads((out / "report.json").read_text())
+    assert set(record["rows"]) == {"all", POOLED, QUICK.held_out, *QUICK.genres}
+    assert record["rows"][QUICK.held_out]["n_generated"] == 3
+    assert "gugak (F, held out)" in (out / "report.md").read_text()
+    assert len(list((out / "wavs" / "lora").glob("*.wav"))) == 3 * 6
+    assert record["passed"] is (not record["failures"])
+    assert toy_report(["--base", str(base), "--adapter", str(adapter), "--check", "true", *quick]) == (0 if record["passed"] else 1)
