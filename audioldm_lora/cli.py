@@ -10,10 +10,14 @@ import importlib
 import sys
 import warnings
 
-from lightning import LightningDataModule, LightningModule
+from typing import Any
+
+from lightning import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.plugins.io import CheckpointIO
 
 from callbacks.adapter_export import AdapterExport
+from callbacks.checkpoint_io import AtomicCheckpointIO
 
 # Tool name -> module exposing ``main(argv: list[str]) -> int``; imported only when called (keeps start-up fast).
 TOOLS: dict[str, str] = {
@@ -39,10 +43,18 @@ DESCRIPTION = (
 
 
 class AudioLDMLoRACLI(LightningCLI):
-    """LightningCLI with adapter export always present (``--adapter_export.every_n_steps``)."""
+    """LightningCLI with adapter export always present (``--adapter_export.every_n_steps``) and atomic checkpoint
+    writes (:class:`callbacks.checkpoint_io.AtomicCheckpointIO`, unless ``trainer.plugins`` names a CheckpointIO)."""
 
     def add_arguments_to_parser(self, parser) -> None:  # type: ignore[no-untyped-def]
         parser.add_lightning_class_args(AdapterExport, "adapter_export")
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        plugins = kwargs.pop("plugins", None) or self._get(self.config_init, "trainer", default={}).get("plugins")
+        plugins = [] if plugins is None else list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
+        if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
+            plugins.append(AtomicCheckpointIO())
+        return super().instantiate_trainer(plugins=plugins, **kwargs)
 
 
 def build_cli(args: list[str] | None = None, run: bool = True) -> AudioLDMLoRACLI:

@@ -10,9 +10,11 @@ import pytest
 import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from lightning import Callback
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 from transformers import ClapTextModelWithProjection, SpeechT5HifiGan
 
 from audioldm_lora.cli import build_cli
+from callbacks.checkpoint_io import AtomicCheckpointIO
 from lightning_modules.lora import ADAPTER_WEIGHTS
 from tests.cli_helpers import tiny_args
 
@@ -93,6 +95,7 @@ class RecordStart(Callback):
 def test_resume_continues_steps_and_weights(tiny_model_dir: Path, synthetic_root: Path, tmp_path: Path) -> None:
     # configs/tiny.yaml checkpoints every 10 steps
     first = build_cli(tiny_args("fit", tiny_model_dir, synthetic_root, tmp_path, "--trainer.max_steps=10"))
+    assert type(first.trainer.strategy.checkpoint_io) is AtomicCheckpointIO  # the CLI's default writer
     checkpoint = Path(first.trainer.checkpoint_callback.last_model_path)
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     assert state["global_step"] == 10
@@ -100,8 +103,10 @@ def test_resume_continues_steps_and_weights(tiny_model_dir: Path, synthetic_root
     model_bytes = sum(f.stat().st_size for f in tiny_model_dir.rglob("*.safetensors"))
     assert checkpoint.stat().st_size < model_bytes / 3
 
-    # run=False parses the subcommand's config without the subcommand itself
-    second = build_cli(tiny_args("fit", tiny_model_dir, synthetic_root, tmp_path, "--trainer.max_steps=12")[1:], run=False)
+    # run=False parses the subcommand's config without the subcommand itself; a CheckpointIO the user names is kept
+    second = build_cli(tiny_args("fit", tiny_model_dir, synthetic_root, tmp_path, "--trainer.max_steps=12",
+                                 "--trainer.plugins=lightning.pytorch.plugins.io.TorchCheckpointIO")[1:], run=False)
+    assert type(second.trainer.strategy.checkpoint_io) is TorchCheckpointIO
     recorder = RecordStart()
     second.trainer.callbacks.append(recorder)
     second.trainer.fit(second.model, datamodule=second.datamodule, ckpt_path=str(checkpoint))

@@ -1,10 +1,12 @@
-"""Fault tolerance: non-finite losses, and kills during adapter writes."""
+"""Fault tolerance: non-finite losses, and kills during adapter and checkpoint writes."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from diffusers import UNet2DConditionModel
 from lightning import Trainer
 from torch.utils.data import DataLoader
 
+from callbacks.checkpoint_io import AtomicCheckpointIO
 from lightning_modules.lora import ADAPTER_WEIGHTS
 from lightning_modules.module import AudioLDMLoRA
 
@@ -96,3 +99,64 @@ def test_kill_during_adapter_write_leaves_a_complete_adapter(tiny_model_dir: Pat
     unet.load_lora_adapter(str(target), prefix=None, weight_name=ADAPTER_WEIGHTS, use_safetensors=True)
     values = {round(float(p.detach().flatten()[0]), 6) for n, p in unet.named_parameters() if "lora_" in n}
     assert len(values) == 1  # every tensor from the same version: nothing half-written
+
+
+CHECKPOINT_WRITER = """
+import sys, torch
+from callbacks.checkpoint_io import AtomicCheckpointIO
+io = AtomicCheckpointIO()
+state = torch.zeros(8_000_000)  # 32 MB: every write takes long enough to be killed in the middle
+io.save_checkpoint({"version": 0, "state_dict": {"w": state}}, sys.argv[1])
+print("ready", flush=True)
+i = 0
+while True:
+    i += 1
+    state.fill_(float(i))
+    io.save_checkpoint({"version": i, "state_dict": {"w": state}}, sys.argv[1])
+"""
+
+
+@pytest.mark.parametrize("delay", [0.1, 0.4, 1.0])
+def test_kill_during_checkpoint_write_leaves_a_complete_checkpoint(tmp_path: Path, delay: float) -> None:
+    """The checkpoint at its path is always a whole one and loads with ``weights_only=True``.
+
+    TMPDIR points to another file system where there is one (/dev/shm): there Lightning's own writer copies its
+    temporary file into the checkpoint path, and a kill during the copy leaves a truncated checkpoint.
+    """
+    target = tmp_path / "checkpoints" / "last.ckpt"
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "TMPDIR": "/dev/shm" if Path("/dev/shm").is_dir() else str(tmp_path)}
+    proc = subprocess.Popen([sys.executable, "-c", CHECKPOINT_WRITER, str(target)], cwd=repo, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(delay)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    state = torch.load(target, map_location="cpu", weights_only=True)
+    weights = state["state_dict"]["w"]
+    assert weights.shape == (8_000_000,)
+    assert torch.all(weights == float(state["version"]))  # one version throughout, nothing torn
+    assert [p.name for p in target.parent.iterdir() if not p.name.startswith(".")] == ["last.ckpt"]
+
+
+def test_checkpoint_writes_replace_the_file_instead_of_rewriting_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reader that opened the old checkpoint still reads it whole after a save: the new file was renamed into
+    place. Lightning's writer fails this when $TMPDIR is another file system (it copies into the same file)."""
+    if Path("/dev/shm").is_dir():
+        monkeypatch.setattr(tempfile, "tempdir", "/dev/shm")
+    target = tmp_path / "last.ckpt"
+    writer = AtomicCheckpointIO()
+    writer.save_checkpoint({"version": 0, "w": torch.zeros(1000)}, target)
+    old = target.read_bytes()
+    with open(target, "rb") as reader:
+        writer.save_checkpoint({"version": 1, "w": torch.ones(1000)}, target)
+        assert reader.read() == old
+    assert torch.load(target, weights_only=True)["version"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no temporary file left behind
+
+
+def test_checkpoint_io_refuses_storage_options(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="storage_options"):
+        AtomicCheckpointIO().save_checkpoint({}, tmp_path / "x.ckpt", storage_options={"a": 1})
