@@ -27,6 +27,10 @@ TARGET_PRESETS: dict[str, tuple[str, ...]] = {
     "paper": ("to_q", "to_v"),
     "attention": ("to_q", "to_k", "to_v", "to_out.0"),
     "attention_proj": ("to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out"),
+    # AudioLDM's text enters the UNet only through ``class_embedding`` (added to the timestep embedding, which each
+    # resnet reads through ``time_emb_proj``); self-attention never sees the prompt. Adapting that path too lets
+    # the adapter act per prompt, so a new genre can be added while other prompts keep their output.
+    "attention_conditioning": ("to_q", "to_k", "to_v", "to_out.0", "time_emb_proj", "class_embedding"),
 }
 ALL_LINEAR = "all_linear"
 LoraInit = Literal["gaussian", "kaiming", "pissa", "olora", "zeros"]

@@ -21,7 +21,8 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from lightning_modules.components import AudioLDMComponents, encode_text, load_components
 from lightning_modules.diffusion_loss import diffusion_target, sample_noise, snr_weights, weighted_mse
-from lightning_modules.prior_preservation import PriorSet, check_prior_settings, generate_prior_set
+from lightning_modules.ab import adapter_disabled
+from lightning_modules.prior_preservation import PriorSet, PriorTarget, check_prior_settings, generate_prior_set
 from lightning_modules.lora import LoraInit, add_lora, check_lora_settings, lora_parameters, save_adapter
 from lightning_modules.rng import RNG_STATE_KEY, capture_rng_states, restore_rng_states
 from lightning_modules.sampler import generate, seeded_generators
@@ -72,6 +73,9 @@ class AudioLDMLoRA(LightningModule):
         prior_loss_weight: float = 1.0,
         prior_seed: int = 0,
         prior_guidance_scale: float | None = None,
+        prior_target: PriorTarget = "samples",
+        channels_last: bool = False,
+        fused_optimizer: bool | None = None,
     ) -> None:
         """
         Args:
@@ -113,13 +117,20 @@ class AudioLDMLoRA(LightningModule):
             prior_seed: first seed of the prior samples (sample i of each prompt uses ``prior_seed + i``).
             prior_guidance_scale: guidance of the prior samples; ``None`` uses ``guidance_scale``, so the prior holds
                 the output users hear (on the toy model this preserved genres better than unguided samples).
+            prior_target: what the prior loss regresses. ``samples``: DreamBooth's denoising loss on the prior
+                samples (the noise, or v). ``base_model``: the frozen base UNet's own prediction on the same noisy
+                prior latent, timestep and prompt (distillation): a far less noisy target that penalises exactly
+                the adapter's change of the output for those prompts; costs one extra UNet forward without gradients.
+            channels_last: keep the UNet's weights and inputs in channels-last memory format (faster convolutions
+                with tensor cores on recent GPUs; no effect on results).
+            fused_optimizer: fused AdamW kernel; ``None`` uses it when the LoRA weights are on a CUDA device.
         """
         super().__init__()
         self.save_hyperparameters()
         if not 0.0 <= caption_dropout < 1.0:
             raise ValueError(f"caption_dropout must be in [0, 1), got {caption_dropout}.")
         check_lora_settings(lora_rank, lora_alpha, lora_dropout)
-        check_prior_settings(prior_prompts, prior_samples_per_prompt, prior_loss_weight)
+        check_prior_settings(prior_prompts, prior_samples_per_prompt, prior_loss_weight, prior_target)
         if build_tiny_if_missing and not Path(pretrained_model).exists():
             from lightning_modules.tiny import build_tiny_audioldm
 
@@ -144,6 +155,8 @@ class AudioLDMLoRA(LightningModule):
         )
         if gradient_checkpointing:
             self.unet.enable_gradient_checkpointing()
+        if channels_last:
+            self.unet.to(memory_format=torch.channels_last)
         # Resume checkpoints hold only the trainable state (see on_save_checkpoint), so loading is not strict;
         # on_load_checkpoint checks that every LoRA weight is present instead.
         self.strict_loading = False
@@ -237,6 +250,31 @@ class AudioLDMLoRA(LightningModule):
         return self.encode_mel(batch["mel"], generator), self.encode_prompts(list(batch["caption"]))
 
     # --------------------------------------------------------------------------------------------- objective
+    def noised(
+        self, latents: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(noisy latents, the noise, timesteps ~ U[0, T)) of one batch, as the forward process makes them."""
+        noise = sample_noise(latents, self.hparams.noise_offset, generator)
+        num_steps = self.noise_scheduler.config.num_train_timesteps
+        timesteps = torch.randint(0, num_steps, (latents.shape[0],), generator=generator, device=latents.device)
+        return self.noise_scheduler.add_noise(latents, noise, timesteps), noise, timesteps
+
+    def predict_noise(self, noisy: torch.Tensor, timesteps: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:
+        """The UNet's prediction (epsilon or v) with AudioLDM's conditioning: text embeddings as ``class_labels``."""
+        if self.hparams.channels_last:
+            noisy = noisy.contiguous(memory_format=torch.channels_last)
+        return self.unet(
+            noisy.to(self.unet.dtype), timesteps, encoder_hidden_states=None, class_labels=text_embeds.to(self.unet.dtype)
+        ).sample
+
+    def _loss_weights(self, timesteps: torch.Tensor) -> torch.Tensor | None:
+        if self.hparams.snr_gamma is None:
+            return None
+        return snr_weights(self.noise_scheduler, timesteps, self.hparams.snr_gamma)
+
+    def _with_dropped_captions(self, text_embeds: torch.Tensor, drop_caption: torch.Tensor) -> torch.Tensor:
+        return torch.where(drop_caption[:, None], self.empty_prompt_embedding()[None], text_embeds)
+
     def diffusion_loss(
         self,
         latents: torch.Tensor,
@@ -245,19 +283,31 @@ class AudioLDMLoRA(LightningModule):
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """The denoising loss of the LoRA UNet on one batch (DESIGN.md section 2)."""
-        text_embeds = torch.where(drop_caption[:, None], self.empty_prompt_embedding()[None], text_embeds)
-        noise = sample_noise(latents, self.hparams.noise_offset, generator)
-        num_steps = self.noise_scheduler.config.num_train_timesteps
-        timesteps = torch.randint(0, num_steps, (latents.shape[0],), generator=generator, device=latents.device)
-        noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)
-        prediction = self.unet(
-            noisy.to(self.unet.dtype), timesteps, encoder_hidden_states=None, class_labels=text_embeds.to(self.unet.dtype)
-        ).sample
+        text_embeds = self._with_dropped_captions(text_embeds, drop_caption)
+        noisy, noise, timesteps = self.noised(latents, generator)
+        prediction = self.predict_noise(noisy, timesteps, text_embeds)
         target = diffusion_target(self.noise_scheduler, latents, noise, timesteps)
-        weights = None
-        if self.hparams.snr_gamma is not None:
-            weights = snr_weights(self.noise_scheduler, timesteps, self.hparams.snr_gamma)
-        return weighted_mse(prediction, target, weights)
+        return weighted_mse(prediction, target, self._loss_weights(timesteps))
+
+    def distillation_loss(
+        self,
+        latents: torch.Tensor,
+        text_embeds: torch.Tensor,
+        drop_caption: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """How far the adapter moves the prediction from the frozen base UNet's on the same noisy input.
+
+        Same noising, timesteps, conditioning and weighting as :meth:`diffusion_loss`, but the target is the base
+        model's prediction (adapter disabled, no gradients) instead of the sampled noise, whose variance would
+        otherwise dominate the loss: zero exactly when the adapter leaves these prompts' output unchanged.
+        """
+        text_embeds = self._with_dropped_captions(text_embeds, drop_caption)
+        noisy, _, timesteps = self.noised(latents, generator)
+        with torch.no_grad(), adapter_disabled(self.unet):
+            target = self.predict_noise(noisy, timesteps, text_embeds)
+        prediction = self.predict_noise(noisy, timesteps, text_embeds)
+        return weighted_mse(prediction, target, self._loss_weights(timesteps))
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
         latents, text_embeds = self.batch_latents_and_embeddings(batch)
@@ -297,11 +347,16 @@ class AudioLDMLoRA(LightningModule):
         return self.hparams.guidance_scale if scale is None else scale
 
     def prior_loss(self, latents: torch.Tensor) -> torch.Tensor:
-        """Denoising loss on a random minibatch of the prior set, as many samples as the training batch."""
+        """The prior loss on a random minibatch of the prior set, as many samples as the training batch.
+
+        ``prior_target`` picks the objective: the denoising loss (``samples``) or the distillation loss against the
+        frozen base model (``base_model``).
+        """
         prior = self.prior_set(tuple(latents.shape[1:]))
         rows = torch.randint(0, len(prior), (latents.shape[0],), device=prior.latents.device)
         drop = torch.rand(latents.shape[0], device=latents.device) < self.hparams.caption_dropout
-        return self.diffusion_loss(prior.latents[rows], prior.text_embeds[rows], drop)
+        loss = self.distillation_loss if self.hparams.prior_target == "base_model" else self.diffusion_loss
+        return loss(prior.latents[rows], prior.text_embeds[rows], drop)
 
     def _handle_nonfinite_loss(self, batch: dict[str, Any], loss: torch.Tensor) -> None:
         """Apply the ``nonfinite_loss`` policy; returning None makes Lightning skip the optimizer step."""
@@ -350,12 +405,17 @@ class AudioLDMLoRA(LightningModule):
 
     # --------------------------------------------------------------------------------------------- optimizer
     def configure_optimizers(self) -> dict[str, Any]:
+        parameters = lora_parameters(self.unet)
+        fused = self.hparams.fused_optimizer
+        if fused is None:
+            fused = bool(parameters) and all(p.is_cuda for p in parameters)
         optimizer = torch.optim.AdamW(
-            lora_parameters(self.unet),
+            parameters,
             lr=self.hparams.learning_rate,
             betas=tuple(self.hparams.adam_betas),
             weight_decay=self.hparams.weight_decay,
             eps=self.hparams.adam_epsilon,
+            fused=fused or None,
         )
         total_steps = int(self.trainer.estimated_stepping_batches) if self._trainer is not None else 1
         name = self.hparams.lr_schedule

@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import torch
 
 from lightning_modules.ab import adapter_disabled
 from lightning_modules.components import AudioLDMComponents, encode_text
 from lightning_modules.sampler import sample_latents, seeded_generators
+
+PriorTarget = Literal["samples", "base_model"]
 
 
 @dataclass(frozen=True)
@@ -37,8 +40,13 @@ class PriorSet:
         return int(self.latents.shape[0])
 
 
-def check_prior_settings(prompts: list[str] | None, samples_per_prompt: int, loss_weight: float) -> None:
-    """Raise ``ValueError`` naming the bad setting (an empty prompt list or prompt, a count or weight <= 0)."""
+def check_prior_settings(
+    prompts: list[str] | None, samples_per_prompt: int, loss_weight: float, target: str = "samples"
+) -> None:
+    """Raise ``ValueError`` naming the bad setting (an empty prompt list or prompt, a count or weight <= 0, an
+    unknown target)."""
+    if target not in get_args(PriorTarget):
+        raise ValueError(f"prior_target must be one of {list(get_args(PriorTarget))}, got {target!r}.")
     if prompts is None:
         return
     if not prompts or any(not isinstance(p, str) or (p and not p.strip()) for p in prompts):

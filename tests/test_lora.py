@@ -31,6 +31,7 @@ def unet(tiny_model_dir: Path) -> UNet2DConditionModel:
         ("paper", {"to_q", "to_v"}),
         ("attention", {"to_q", "to_k", "to_v", "to_out.0"}),
         ("attention_proj", {"to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out"}),
+        ("attention_conditioning", {"to_q", "to_k", "to_v", "to_out.0", "time_emb_proj", "class_embedding"}),
     ],
 )
 def test_presets_adapt_exactly_their_layers(unet: UNet2DConditionModel, preset: str, expected: set[str]) -> None:
@@ -108,3 +109,20 @@ def test_nan_adapter_is_never_written(unet: UNet2DConditionModel, tmp_path: Path
         save_adapter(unet, tmp_path / "nan", {})
     assert not (tmp_path / "nan").exists()
     assert not list(tmp_path.iterdir())  # no staging directory left behind
+
+
+def test_conditioning_preset_makes_the_update_depend_on_the_prompt(unet: UNet2DConditionModel) -> None:
+    """With ``attention_conditioning`` an adapter can change one prompt's output and leave another's: here only the
+    class-embedding LoRA is non-zero and acts on prompt a alone (b is orthogonal to its A matrix)."""
+    add_lora(unet, rank=1, alpha=1, targets="attention_conditioning")
+    x, t = torch.randn(1, 8, 8, 16), torch.tensor([10])
+    a, b = torch.zeros(1, 32), torch.zeros(1, 32)
+    a[0, 0], b[0, 1] = 1.0, 1.0
+    before = [unet(x, t, encoder_hidden_states=None, class_labels=e).sample for e in (a, b)]
+    with torch.no_grad():
+        unet.class_embedding.lora_A["default"].weight.zero_()
+        unet.class_embedding.lora_A["default"].weight[0, 0] = 1.0  # reads only the first embedding dimension
+        unet.class_embedding.lora_B["default"].weight.fill_(0.5)
+    after = [unet(x, t, encoder_hidden_states=None, class_labels=e).sample for e in (a, b)]
+    assert (after[0] - before[0]).abs().max() > 1e-3
+    torch.testing.assert_close(after[1], before[1])

@@ -80,8 +80,61 @@ def test_training_step_adds_the_weighted_prior_loss(module: AudioLDMLoRA) -> Non
         ({"prior_prompts": ["jazz music", " "]}, "non-empty list of prompts"),
         ({"prior_prompts": ["jazz music"], "prior_samples_per_prompt": 0}, "at least 1"),
         ({"prior_prompts": ["jazz music"], "prior_loss_weight": 0.0}, "must be positive"),
+        ({"prior_prompts": ["jazz music"], "prior_target": "noise"}, "prior_target must be one of"),
     ],
 )
 def test_bad_prior_settings_are_named(tiny_model_dir: Path, kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         AudioLDMLoRA(pretrained_model=str(tiny_model_dir), **kwargs)
+
+
+def test_distillation_loss_is_zero_for_an_untrained_adapter(tiny_model_dir: Path) -> None:
+    """Gaussian init starts with B = 0: the adapter changes nothing, so the base-model target is met exactly."""
+    fresh = AudioLDMLoRA(pretrained_model=str(tiny_model_dir), lora_rank=2, lora_alpha=2.0)
+    latents, embeds = torch.randn(3, *SHAPE), fresh.encode_prompts(PROMPTS + [""])
+    loss = fresh.distillation_loss(latents, embeds, torch.zeros(3, dtype=torch.bool), torch.Generator().manual_seed(0))
+    assert loss.item() == 0.0
+
+
+def test_distillation_loss_measures_the_adapters_change_and_trains_only_lora(module: AudioLDMLoRA) -> None:
+    latents, embeds = torch.randn(2, *SHAPE), module.encode_prompts(PROMPTS)
+    drop = torch.zeros(2, dtype=torch.bool)
+    loss = module.distillation_loss(latents, embeds, drop, torch.Generator().manual_seed(3))
+    # The same noisy input by hand: the adapter's prediction against the base model's.
+    noisy, _, timesteps = module.noised(latents, torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        lora = module.predict_noise(noisy, timesteps, embeds)
+        module.unet.disable_adapters()
+        base = module.predict_noise(noisy, timesteps, embeds)
+        module.unet.enable_adapters()
+    torch.testing.assert_close(loss.detach(), torch.mean((lora - base) ** 2))
+    assert loss.item() > 0
+    loss.backward()
+    grads = {n: p.grad for n, p in module.unet.named_parameters() if p.grad is not None}
+    assert grads and all("lora_" in n for n in grads)
+    assert any(g.abs().sum() > 0 for g in grads.values())
+
+
+def test_training_step_with_the_base_model_target_adds_the_distillation_loss(tiny_model_dir: Path) -> None:
+    module = AudioLDMLoRA(
+        pretrained_model=str(tiny_model_dir), lora_rank=2, lora_alpha=2.0, num_inference_steps=3,
+        prior_prompts=PROMPTS, prior_samples_per_prompt=2, prior_loss_weight=3.0, prior_target="base_model",
+    )
+    with torch.no_grad():
+        for name, parameter in module.unet.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0.0, 0.5)
+    batch = {"mel": torch.randn(2, 160, 64) - 5.0, "caption": ["gugak music", "gugak music"]}
+    module.log = lambda *args, **kwargs: None
+    module.prior_set(SHAPE)
+    torch.manual_seed(5)
+    total = module.training_step(batch, 0)
+    torch.manual_seed(5)
+    latents, embeds = module.batch_latents_and_embeddings(batch)
+    drop = torch.rand(2) < module.hparams.caption_dropout
+    instance = module.diffusion_loss(latents, embeds, drop)
+    prior = module.prior_set(SHAPE)
+    rows = torch.randint(0, len(prior), (2,))
+    prior_drop = torch.rand(2) < module.hparams.caption_dropout
+    distilled = module.distillation_loss(prior.latents[rows], prior.text_embeds[rows], prior_drop)
+    torch.testing.assert_close(total, instance + 3.0 * distilled)

@@ -115,3 +115,21 @@ def test_gradient_checkpointing_gives_the_same_gradients(tiny_model_dir: Path) -
         model.diffusion_loss(latents, embeds, keep, torch.Generator().manual_seed(0)).backward()
     grads = [(p.grad, q.grad) for p, q in zip(plain.parameters(), checkpointed.parameters()) if p.requires_grad]
     assert grads and all(a is not None and torch.allclose(a, b, atol=1e-6) for a, b in grads)
+
+
+def test_channels_last_gives_the_same_loss_and_gradients(module: AudioLDMLoRA, tiny_model_dir: Path) -> None:
+    other = AudioLDMLoRA(pretrained_model=str(tiny_model_dir), lora_rank=2, lora_alpha=2.0, channels_last=True)
+    conv = next(m for m in other.unet.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    latents, embeds = torch.randn(2, 8, 4, 16), module.encode_prompts(["boom bap music", "techno music"])
+    keep = torch.zeros(2, dtype=torch.bool)
+    losses = [m.diffusion_loss(latents, embeds, keep, torch.Generator().manual_seed(4)) for m in (module, other)]
+    torch.testing.assert_close(losses[0], losses[1], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(("setting", "fused"), [(None, False), (True, True), (False, False)])
+def test_fused_adamw_on_request_or_on_cuda(tiny_model_dir: Path, setting: bool | None, fused: bool) -> None:
+    """``None`` picks the fused kernel only for CUDA weights (here on the CPU: the default foreach kernel)."""
+    module = AudioLDMLoRA(pretrained_model=str(tiny_model_dir), lora_rank=2, lora_alpha=2.0, fused_optimizer=setting)
+    optimizer = module.configure_optimizers()["optimizer"]
+    assert bool(optimizer.defaults["fused"]) is fused
