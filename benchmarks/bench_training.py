@@ -20,13 +20,16 @@ section of docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import resource
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -35,21 +38,29 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.report import machine, update_section  # noqa: E402
 
+if TYPE_CHECKING:
+    from lightning_modules.module import AudioLDMLoRA
+
 FULL_DIR = ROOT / ".cache" / "bench" / "audioldm-s-random"
 PROMPTS = ["hip hop music, The subgenre of hip-hop is boom bap.", "gugak music, plucked pentatonic melody"]
 
 
-def ensure_full_size_model() -> Path:
-    """Save the random full-size AudioLDM-s once (about 1.7 GB), so both variants load it like a real checkpoint."""
+def ensure_full_size_model(configs: Path | None = None) -> Path:
+    """Save the random full-size AudioLDM-s once (about 1.7 GB), so both variants load it like a real checkpoint.
+
+    ``configs`` is the AudioLDM-s configuration folder (default ``../shared/audioldm_configs/audioldm-s-full-v2``;
+    another copy where ``../shared`` is not beside the checkout, e.g. on a GPU machine).
+    """
     if (FULL_DIR / "model_index.json").is_file():
         return FULL_DIR
     from benchmarks.bench_sampler import FULL_CONFIGS, full_size_random
 
-    parts = full_size_random(FULL_CONFIGS)
+    configs = FULL_CONFIGS if configs is None else Path(configs)
+    parts = full_size_random(configs)
     staging = FULL_DIR.with_name(FULL_DIR.name + ".tmp")
     for name in ("vae", "text_encoder", "tokenizer", "unet", "vocoder", "scheduler"):
         getattr(parts, name).save_pretrained(staging / name)
-    (staging / "model_index.json").write_text((FULL_CONFIGS / "model_index.json").read_text())
+    (staging / "model_index.json").write_text((configs / "model_index.json").read_text())
     staging.rename(FULL_DIR)
     return FULL_DIR
 
@@ -60,21 +71,24 @@ def fake_mels(batch_size: int, duration: float) -> torch.Tensor:
     return torch.randn(batch_size, int(round(duration * 100)), 64, generator=generator) - 5.0
 
 
-def authors_step_fn(model_dir: Path, mels: torch.Tensor):
-    """The paper's loop: text encoder (512 tokens) and VAE at every step, peft get_peft_model UNet."""
+def authors_step_fn(model_dir: Path, mels: torch.Tensor, device: str | torch.device = "cpu") -> Callable[[], float]:
+    """The paper's loop: text encoder (512 tokens) and VAE at every step, peft get_peft_model UNet, on ``device``."""
     import torch.nn.functional as F
     from diffusers import DDPMScheduler
     from peft import LoraConfig, get_peft_model
 
     from lightning_modules.components import load_components
 
+    device = torch.device(device)
     parts = load_components(str(model_dir))
     for frozen in (parts.vae, parts.text_encoder):
         frozen.requires_grad_(False)
         frozen.eval()
-    unet = get_peft_model(parts.unet, LoraConfig(r=2, lora_alpha=4, init_lora_weights="gaussian",
-                                                 target_modules=["to_q", "to_v"]))
+        frozen.to(device)
+    unet = get_peft_model(parts.unet.to(device), LoraConfig(r=2, lora_alpha=4, init_lora_weights="gaussian",
+                                                            target_modules=["to_q", "to_v"]))
     unet.train()
+    mels = mels.to(device)
     noise_scheduler = DDPMScheduler.from_config(parts.scheduler.config)
     optimizer = torch.optim.AdamW([p for p in unet.parameters() if p.requires_grad], lr=1e-4, weight_decay=0.01)
     captions = [PROMPTS[i % len(PROMPTS)] for i in range(mels.shape[0])]
@@ -82,11 +96,11 @@ def authors_step_fn(model_dir: Path, mels: torch.Tensor):
     def step() -> float:
         with torch.no_grad():
             tokens = parts.tokenizer(captions, padding="max_length", max_length=512, truncation=True,
-                                     return_tensors="pt")
+                                     return_tensors="pt").to(device)
             embeds = F.normalize(parts.text_encoder(**tokens).text_embeds, dim=-1)
             latents = parts.vae.encode(mels.unsqueeze(1)).latent_dist.sample() * parts.vae.config.scaling_factor
         noise = torch.randn_like(latents)
-        t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (latents.shape[0],))
+        t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (latents.shape[0],), device=device)
         prediction = unet(noise_scheduler.add_noise(latents, noise, t), t, encoder_hidden_states=None,
                           class_labels=embeds).sample
         loss = F.mse_loss(prediction, noise)
@@ -98,31 +112,61 @@ def authors_step_fn(model_dir: Path, mels: torch.Tensor):
     return step
 
 
-def framework_step_fn(model_dir: Path, mels: torch.Tensor):
-    """AudioLDMLoRA on a latent-cache batch: the UNet with LoRA-only gradients is all a step runs."""
+def framework_module(model_dir: Path, device: str | torch.device = "cpu", **options: Any) -> "AudioLDMLoRA":
+    """``AudioLDMLoRA`` (LoRA r=2, alpha 4, to_q/to_v) on ``device`` in training mode.
+
+    ``options`` go to ``AudioLDMLoRA`` (``frozen_dtype``, ``channels_last``, ``gradient_checkpointing``,
+    ``fused_optimizer``, ...), so the GPU benchmark measures the same module with its speed settings.
+    """
     from lightning_modules.module import AudioLDMLoRA
 
     module = AudioLDMLoRA(pretrained_model=str(model_dir), lora_rank=2, lora_alpha=4.0, lora_targets="paper",
-                          caption_dropout=0.1)
+                          caption_dropout=0.1, **options)
+    module.to(device)
     module.train()
+    return module
+
+
+def latent_cache_batch(module: "AudioLDMLoRA", mels: torch.Tensor) -> dict[str, torch.Tensor]:
+    """What ``audioldm-lora cache`` computes once per clip: the VAE posterior and the CLAP text embeddings."""
     captions = [PROMPTS[i % len(PROMPTS)] for i in range(mels.shape[0])]
-    with torch.inference_mode():  # what `audioldm-lora cache` computes once per clip
-        posterior = module.vae.encode(mels.unsqueeze(1)).latent_dist
-        batch = {"latent_mean": posterior.mean.clone(), "latent_logvar": posterior.logvar.clone(),
-                 "text_embeds": module.encode_prompts(captions).clone()}
-    module.empty_prompt_embedding()
-    optimizer = module.configure_optimizers()["optimizer"]
+    with torch.inference_mode():
+        posterior = module.vae.encode(mels.unsqueeze(1).to(module.device, module.vae.dtype)).latent_dist
+        return {"latent_mean": posterior.mean.clone(), "latent_logvar": posterior.logvar.clone(),
+                "text_embeds": module.encode_prompts(captions).clone()}
+
+
+def framework_step(module: "AudioLDMLoRA", batch: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer,
+                   autocast_dtype: torch.dtype | None = None) -> Callable[[], float]:
+    """One training step of ``module`` on a latent-cache batch; the forward under autocast when a dtype is given
+    (as Lightning's ``bf16-mixed`` does: backward and optimizer step outside it, LoRA weights stay fp32)."""
+
+    def forward_context():
+        if autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(module.device.type, dtype=autocast_dtype)
 
     def step() -> float:
-        latents, embeds = module.batch_latents_and_embeddings(batch)
-        drop = torch.rand(latents.shape[0]) < module.hparams.caption_dropout
-        loss = module.diffusion_loss(latents, embeds, drop)
+        with forward_context():
+            latents, embeds = module.batch_latents_and_embeddings(batch)
+            drop = torch.rand(latents.shape[0], device=latents.device) < module.hparams.caption_dropout
+            loss = module.diffusion_loss(latents, embeds, drop)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         return float(loss.detach())
 
     return step
+
+
+def framework_step_fn(model_dir: Path, mels: torch.Tensor, device: str | torch.device = "cpu",
+                      autocast_dtype: torch.dtype | None = None, **options: Any) -> Callable[[], float]:
+    """AudioLDMLoRA on a latent-cache batch: the UNet with LoRA-only gradients is all a step runs."""
+    module = framework_module(model_dir, device, **options)
+    batch = latent_cache_batch(module, mels)
+    module.empty_prompt_embedding()
+    optimizer = module.configure_optimizers()["optimizer"]
+    return framework_step(module, batch, optimizer, autocast_dtype)
 
 
 def run_variant(variant: str, steps: int, batch_size: int, duration: float) -> dict:
