@@ -110,3 +110,21 @@ def test_toy_report_writes_the_table_and_checks_the_targets(tmp_path: Path) -> N
     assert len(list((out / "wavs" / "lora").glob("*.wav"))) == 3 * 6
     assert record["passed"] is (not record["failures"])
     assert toy_report(["--base", str(base), "--adapter", str(adapter), "--check", "true", *quick]) == (0 if record["passed"] else 1)
+
+
+def test_demo_config_preserves_exactly_the_prompts_the_toy_base_knows() -> None:
+    """The prior prompts are the base genres' captions as the toy renders them ("boom bap music", not
+    "boom_bap music"): a prompt the base never saw preserves nothing (this once broke boom_bap, ambient_drone
+    and bell_choir in the demo), and the LoRA data is the held-out genre under the same caption template."""
+    import yaml
+
+    from datamodules.synthetic_mels import genre_caption
+    from lightning_modules.toy_base import BASE_GENRES, HELD_OUT_GENRE
+
+    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / "demo.yaml").read_text())
+    recipe = ToyRecipe()
+    model, data = config["model"]["init_args"], config["data"]["init_args"]
+    expected = {genre_caption(g, recipe.caption_template) for g in BASE_GENRES}
+    assert set(model["prior_prompts"]) == expected | {""}
+    assert data["genres"] == [HELD_OUT_GENRE] and data["caption_template"] == recipe.caption_template
+    assert ToyEvalSettings().caption_template == recipe.caption_template
