@@ -49,6 +49,13 @@ class AudioLDMLoRACLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:  # type: ignore[no-untyped-def]
         parser.add_lightning_class_args(AdapterExport, "adapter_export")
 
+    def before_instantiate_classes(self) -> None:
+        # Checkpoints hold only tensors and plain types: load them with weights_only=True whatever torch's default
+        # (False before torch 2.6), so an untrusted .ckpt cannot run code; `--weights_only=false` opts out.
+        config = self.config.get(str(self.subcommand), self.config) if self.subcommand else self.config
+        if "weights_only" in config and config["weights_only"] is None:
+            config["weights_only"] = True
+
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         plugins = kwargs.pop("plugins", None) or self._get(self.config_init, "trainer", default={}).get("plugins")
         plugins = [] if plugins is None else list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]

@@ -6,8 +6,10 @@ the prompt), so genres the base model rendered well can get worse. DreamBooth's 
 for other prompts alongside the new data, which pins the model's behaviour there.
 
 Here the frozen base (adapter disabled) samples ``samples_per_prompt`` latents per prior prompt once, with fixed
-seeds, at the shape of the training latents; every training step then adds ``prior_loss_weight`` times the
-denoising loss on a random minibatch of them. The set holds latents, not audio: no vocoder and VAE round trip, and
+seeds, at the shape of the training latents; every training step then adds ``prior_loss_weight`` times a loss on a
+random minibatch of them (:data:`PriorTarget`): DreamBooth's denoising loss (``samples``), or the distance between
+the adapted and the base UNet's predictions on the same noisy latent (``base_model``, distillation). The set holds
+latents, not audio: no vocoder and VAE round trip, and
 no files to manage. It is a deterministic function of the base model, the prompts and the seed, so a resumed run
 or another DDP rank regenerates exactly the same set.
 """

@@ -116,6 +116,26 @@ def test_resume_continues_steps_and_weights(tiny_model_dir: Path, synthetic_root
         torch.testing.assert_close(recorder.weights[key.removeprefix("unet.")], value, atol=0, rtol=0)
 
 
+def test_cli_resume_loads_the_checkpoint_weights_only(
+    tiny_model_dir: Path, synthetic_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`lightning fit --ckpt_path ...` loads with weights_only=True even where torch's default is False (< 2.6)."""
+    first = build_cli(tiny_args("fit", tiny_model_dir, synthetic_root, tmp_path, "--trainer.max_steps=10"))
+    checkpoint = first.trainer.checkpoint_callback.last_model_path
+    seen: list[object] = []
+    real_load = torch.load
+
+    def recording_load(*args, **kwargs):
+        seen.append(kwargs.get("weights_only"))
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", recording_load)
+    resumed = build_cli(tiny_args("fit", tiny_model_dir, synthetic_root, tmp_path, "--trainer.max_steps=11",
+                                  f"--ckpt_path={checkpoint}"))
+    assert resumed.trainer.global_step == 11
+    assert seen and all(flag is True for flag in seen)
+
+
 def test_bf16_mixed_precision_on_cpu(tiny_model_dir: Path, synthetic_root: Path, tmp_path: Path) -> None:
     cli = build_cli(tiny_args("fit", tiny_model_dir, synthetic_root, tmp_path, "--trainer.max_steps=2",
                               "--trainer.precision=bf16-mixed", "--trainer.log_every_n_steps=1",

@@ -62,6 +62,21 @@ def test_nonfinite_loss_can_stop_with_the_batch_sources(tiny_model_dir: Path, tm
         fit(module, batches(nan_at=1), tmp_path)
 
 
+def kill_writer_midway(script: str, args: list[str], delay: float, env: dict[str, str] | None = None) -> None:
+    """Run a writer loop in a fresh Python, wait for its first complete write ("ready"), then ``kill -9`` it
+    ``delay`` seconds into its later rewrites."""
+    repo = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen([sys.executable, "-c", script, *args], cwd=repo, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(delay)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+
+
 WRITER = """
 import sys, torch
 from diffusers import UNet2DConditionModel
@@ -84,15 +99,7 @@ while True:
 @pytest.mark.parametrize("delay", [0.05, 0.2, 0.6])
 def test_kill_during_adapter_write_leaves_a_complete_adapter(tiny_model_dir: Path, tmp_path: Path, delay: float) -> None:
     target = tmp_path / "adapter"
-    repo = Path(__file__).resolve().parents[1]
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(tiny_model_dir), str(target)], cwd=repo,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        assert proc.stdout.readline().strip() == "ready"
-        time.sleep(delay)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+    kill_writer_midway(WRITER, [str(tiny_model_dir), str(target)], delay)
     assert (target / ADAPTER_WEIGHTS).is_file() and (target / "adapter_info.json").is_file()
     assert sorted(p.name for p in target.iterdir()) == sorted([ADAPTER_WEIGHTS, "adapter_info.json"])
     unet = UNet2DConditionModel.from_pretrained(tiny_model_dir, subfolder="unet")
@@ -124,16 +131,8 @@ def test_kill_during_checkpoint_write_leaves_a_complete_checkpoint(tmp_path: Pat
     temporary file into the checkpoint path, and a kill during the copy leaves a truncated checkpoint.
     """
     target = tmp_path / "checkpoints" / "last.ckpt"
-    repo = Path(__file__).resolve().parents[1]
     env = {**os.environ, "TMPDIR": "/dev/shm" if Path("/dev/shm").is_dir() else str(tmp_path)}
-    proc = subprocess.Popen([sys.executable, "-c", CHECKPOINT_WRITER, str(target)], cwd=repo, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        assert proc.stdout.readline().strip() == "ready"
-        time.sleep(delay)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+    kill_writer_midway(CHECKPOINT_WRITER, [str(target)], delay, env)
     state = torch.load(target, map_location="cpu", weights_only=True)
     weights = state["state_dict"]["w"]
     assert weights.shape == (8_000_000,)
