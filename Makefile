@@ -34,7 +34,7 @@ browser: ## Install Debian's Chromium for the listening-test browser tests (root
 	@chromium --version
 
 TOY_BASE ?= .cache/toy-audioldm
-demo: venv ## Offline demo (~6 min, 2 CPUs): LoRA teaches a toy AudioLDM a genre it never heard; prints KAD/FAD table
+demo: venv ## Offline demo (~7 min, 2 CPUs): LoRA teaches a toy AudioLDM a genre it never heard; prints KAD/FAD table
 	$(BIN)/audioldm-lora build-toy-base $(TOY_BASE)
 	$(BIN)/lightning fit --config configs/demo.yaml --model.init_args.pretrained_model=$(TOY_BASE)
 	$(BIN)/audioldm-lora toy-report --base $(TOY_BASE) --adapter runs/demo/adapters/final
