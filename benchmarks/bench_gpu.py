@@ -71,7 +71,7 @@ from benchmarks.bench_training import (  # noqa: E402
     framework_step,
     latent_cache_batch,
 )
-from benchmarks.report import DOC, machine, update_section  # noqa: E402
+from benchmarks.report import DOC, machine, read_section, update_section  # noqa: E402
 
 if TYPE_CHECKING:
     from lightning_modules.module import AudioLDMLoRA
@@ -478,11 +478,10 @@ def render(setup: Setup, machine_text: str, results: list[dict[str, Any]], grid:
 
 def merge_section(source: Path, doc: Path = DOC) -> Path:
     """Copy the ``bench_gpu`` section of ``source`` (a file a GPU run wrote with ``--out``) into ``doc``."""
-    begin, end = f"<!-- {SECTION}:begin -->", f"<!-- {SECTION}:end -->"
-    match = re.search(re.escape(begin) + r"\n(.*?)" + re.escape(end), source.read_text(encoding="utf-8"), re.DOTALL)
-    if match is None:
+    body = read_section(SECTION, source)
+    if body is None:
         raise SystemExit(f"{source} has no {SECTION} section.")
-    return update_section(SECTION, match.group(1), doc)
+    return update_section(SECTION, body, doc)
 
 
 # --------------------------------------------------------------------------------------------------- driver

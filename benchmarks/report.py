@@ -12,6 +12,8 @@ import platform
 import re
 from pathlib import Path
 
+from datamodules.atomic_files import atomic_write_bytes
+
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 HEADER = "# Benchmarks\n\nWritten by the scripts in `benchmarks/` (`make bench`); each section says how to rerun it.\n"
 
@@ -37,15 +39,23 @@ def machine() -> str:
     )
 
 
+def _markers(name: str) -> tuple[str, str]:
+    return f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+
+
+def read_section(name: str, doc: Path = DOC) -> str | None:
+    """The body of section ``name`` in ``doc`` (what :func:`update_section` wrote), or None when it has none."""
+    begin, end = _markers(name)
+    match = re.search(re.escape(begin) + r"\n(.*?)" + re.escape(end), doc.read_text(encoding="utf-8"), re.DOTALL)
+    return None if match is None else match.group(1)
+
+
 def update_section(name: str, body: str, doc: Path = DOC) -> Path:
     """Replace (or append) the section ``name`` of ``doc`` with ``body``; the rest of the file is kept."""
-    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    begin, end = _markers(name)
     block = f"{begin}\n{body.rstrip()}\n{end}\n"
     text = doc.read_text(encoding="utf-8") if doc.exists() else HEADER
     pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end) + r"\n?", re.DOTALL)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + block
-    doc.parent.mkdir(parents=True, exist_ok=True)
-    tmp = doc.with_name(f".{doc.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(doc)
+    atomic_write_bytes(doc, text.encode("utf-8"))
     return doc

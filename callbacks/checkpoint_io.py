@@ -22,12 +22,6 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from datamodules.atomic_files import atomic_write_bytes
 
 
-def is_local_path(path: Any) -> bool:
-    """True when fsspec resolves ``path`` to the local file system (plain paths and ``file://`` URLs)."""
-    protocol = get_filesystem(path).protocol
-    return "file" in (protocol if isinstance(protocol, tuple) else (protocol,))
-
-
 class AtomicCheckpointIO(TorchCheckpointIO):
     """``TorchCheckpointIO`` whose local writes are atomic (see the module docstring); loading is unchanged.
 
@@ -41,10 +35,11 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 f"{type(self).__name__}.save_checkpoint takes no storage_options (got {storage_options!r}); "
                 "pass a CheckpointIO that supports them in trainer.plugins."
             )
-        if not is_local_path(path):
+        filesystem = get_filesystem(path)
+        protocols = filesystem.protocol if isinstance(filesystem.protocol, tuple) else (filesystem.protocol,)
+        if "file" not in protocols:  # object stores publish whole objects: Lightning's writer is right there
             super().save_checkpoint(checkpoint, path)
             return
         buffer = io.BytesIO()
         torch.save(checkpoint, buffer)
-        local = get_filesystem(path)._strip_protocol(str(path))
-        atomic_write_bytes(local, buffer.getvalue())
+        atomic_write_bytes(filesystem._strip_protocol(str(path)), buffer.getvalue())
