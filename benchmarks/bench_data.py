@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from benchmarks.report import machine, update_section
 from datamodules import GenreAudioDataModule
-from datamodules.synthetic import synthesize_clip
+from audioldm_demo.synthetic import synthesize_clip
 
 GENRES = ("boom_bap", "gugak", "chiptune", "techno")
 CLIP = 10.24
@@ -186,17 +186,17 @@ def bench_training(name: str, model_dir: str, parts_factory: Callable[[], Any] |
     """
     from audioldm_lora.commands.cache import make_encoders, model_identity
     from datamodules.latent_cache import build_latent_cache
-    from lightning_modules.components import load_components
+    from lightning_modules.backbone import load_backbone
     from lightning_modules.module import AudioLDMLoRA
 
-    parts = parts_factory() if parts_factory else load_components(model_dir)
-    with mock.patch("lightning_modules.module.load_components", return_value=parts):
+    parts = parts_factory() if parts_factory else load_backbone(model_dir)
+    with mock.patch("lightning_modules.module.load_backbone", return_value=parts):
         module = AudioLDMLoRA(pretrained_model=model_dir, lora_rank=2, lora_alpha=4.0, lora_targets="paper")
     data = {"root": str(root), "duration": duration, "batch_size": 2, "val_fraction": 0.0, "num_workers": 0,
             "cache_crops_per_file": crops}
     plain = GenreAudioDataModule(**data)
     plain.setup("fit")
-    encoders = make_encoders(parts, model_identity({"model": {"init_args": {"pretrained_model": model_dir}}}, parts), "cpu")
+    encoders = make_encoders(parts, model_identity({"model": {"init_args": {"pretrained_model": model_dir}}}, parts))
     start = time.perf_counter()
     report = build_latent_cache(cache, plain.split_records(), encoders, duration, crops, plain.identity(), batch_size=4)
     build_seconds = (time.perf_counter() - start) / max(1, report.latents_computed)
@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         for path in paths[:8]:
             (subset / path.parent.name).mkdir(parents=True, exist_ok=True)
             (subset / path.parent.name / path.name).symlink_to(path)
-        from lightning_modules.tiny import build_tiny_audioldm
+        from audioldm_demo.tiny import build_tiny_audioldm
 
         tiny = str(build_tiny_audioldm(work / "tiny", seed=0))
         training = bench_training("tiny (offline test model)", tiny, None, subset, work / "cache-tiny", args.tiny_steps,

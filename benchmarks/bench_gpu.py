@@ -297,7 +297,7 @@ def build_step(variant: Variant, model_dir: Path, mels: torch.Tensor,
     module = framework_module(model_dir, device, **variant.module_options())
     attention = check_sdpa(module.unet)
     batch = latent_cache_batch(module, mels)
-    module.empty_prompt_embedding()
+    module.unconditional()
     optimizer = module.configure_optimizers()["optimizer"]
     if variant.compile:
         module.unet.compile()
@@ -361,7 +361,7 @@ def vram_grid(model_dir: Path, variant: Variant, setup: Setup,
         release(setup.device)
         module = framework_module(model_dir, setup.device, gradient_checkpointing=checkpointing,
                                   **variant.module_options())
-        module.empty_prompt_embedding()
+        module.unconditional()
         for duration in setup.vram_durations:
             for batch_size in setup.vram_batches:
                 torch.manual_seed(0)
@@ -491,7 +491,7 @@ def model_directory(tiny: bool, configs: Path | None) -> Iterator[Path]:
     if not tiny:
         yield ensure_full_size_model(configs)
         return
-    from lightning_modules.tiny import build_tiny_audioldm
+    from audioldm_demo.tiny import build_tiny_audioldm
 
     with tempfile.TemporaryDirectory(prefix="bench-gpu-") as tmp:
         yield build_tiny_audioldm(Path(tmp) / "tiny-audioldm")

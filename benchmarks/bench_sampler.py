@@ -27,15 +27,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.report import machine, update_section
-from lightning_modules.components import AudioLDMComponents, encode_text, load_components
+from lightning_modules.audioldm import AudioLDMBackbone
+from lightning_modules.backbone import load_backbone
 from lightning_modules.sampler import generate
-from lightning_modules.tiny import build_tiny_audioldm
+from audioldm_demo.tiny import build_tiny_audioldm
 
 FULL_CONFIGS = ROOT.parent / "shared" / "audioldm_configs" / "audioldm-s-full-v2"
 PROMPTS = ["hip hop music, The subgenre of hip-hop is boom bap.", "gugak music, plucked pentatonic melody"]
 
 
-def full_size_random(configs: Path, seed: int = 0) -> AudioLDMComponents:
+def full_size_random(configs: Path, seed: int = 0) -> AudioLDMBackbone:
     """AudioLDM-s at full size from its configurations, with random weights (no download)."""
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
     from transformers import (
@@ -50,7 +51,7 @@ def full_size_random(configs: Path, seed: int = 0) -> AudioLDMComponents:
 
     transformers_logging.set_verbosity_error()  # the vocoder config's model_type "hifigan" warns on every load
     torch.manual_seed(seed)
-    return AudioLDMComponents(
+    return AudioLDMBackbone(
         vae=AutoencoderKL.from_config(AutoencoderKL.load_config(configs / "vae")),
         text_encoder=ClapTextModelWithProjection(ClapTextConfig.from_pretrained(configs / "text_encoder")),
         tokenizer=RobertaTokenizerFast.from_pretrained(configs / "tokenizer"),
@@ -60,16 +61,16 @@ def full_size_random(configs: Path, seed: int = 0) -> AudioLDMComponents:
     )
 
 
-def pipeline_of(components: AudioLDMComponents):
+def pipeline_of(backbone: AudioLDMBackbone):
     """AudioLDMPipeline over the very same module objects (so both samplers use identical weights)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from diffusers import AudioLDMPipeline
 
-        pipe = AudioLDMPipeline(**{name: getattr(components, name) for name in
+        pipe = AudioLDMPipeline(**{name: getattr(backbone, name) for name in
                                    ("vae", "text_encoder", "tokenizer", "unet", "vocoder", "scheduler")})
     pipe.set_progress_bar_config(disable=True)
-    for module in (components.vae, components.text_encoder, components.unet, components.vocoder):
+    for module in (backbone.vae, backbone.text_encoder, backbone.unet, backbone.vocoder):
         module.eval()
     return pipe
 
@@ -101,13 +102,13 @@ def summary(times: dict[str, dict[str, list[float]]], difference: float | None, 
     }
 
 
-def compare_sampling(components: AudioLDMComponents, prompts: list[str], steps: int, duration: float,
+def compare_sampling(backbone: AudioLDMBackbone, prompts: list[str], steps: int, duration: float,
                      repeats: int) -> dict:
     """Whole text-to-waveform runs: ``generate`` against ``AudioLDMPipeline.__call__``."""
-    pipe = pipeline_of(components)
+    pipe = pipeline_of(backbone)
 
     def ours() -> torch.Tensor:
-        return generate(components, prompts, duration, num_inference_steps=steps, guidance_scale=2.5,
+        return generate(backbone, prompts, duration, num_inference_steps=steps, guidance_scale=2.5,
                         generator=torch.Generator().manual_seed(0))
 
     def theirs() -> torch.Tensor:
@@ -119,18 +120,18 @@ def compare_sampling(components: AudioLDMComponents, prompts: list[str], steps: 
     return summary(interleaved({"ours": ours, "pipeline": theirs}, repeats), difference, float(reference.abs().max()))
 
 
-def compare_conditioning(components: AudioLDMComponents, prompts: list[str], repeats: int) -> dict:
+def compare_conditioning(backbone: AudioLDMBackbone, prompts: list[str], repeats: int) -> dict:
     """The text conditioning alone (prompts and the empty negative prompts): where the two differ in work."""
-    pipe = pipeline_of(components)
+    pipe = pipeline_of(backbone)
 
     def ours() -> torch.Tensor:
         with torch.no_grad():
-            empty = encode_text(components.text_encoder, components.tokenizer, [""] * len(prompts))
-            return torch.cat([empty, encode_text(components.text_encoder, components.tokenizer, prompts)])
+            empty = backbone.unconditional(len(prompts))["class_labels"]
+            return torch.cat([empty, backbone.encode_prompts(prompts)["class_labels"]])
 
     def theirs() -> torch.Tensor:
         with torch.no_grad():
-            return pipe._encode_prompt(prompts, components.unet.device, 1, True, None)
+            return pipe._encode_prompt(prompts, backbone.unet.device, 1, True, None)
 
     reference = theirs()
     difference = float((ours() - reference).abs().max())
@@ -167,7 +168,7 @@ def main() -> int:
     sampling = f"{len(PROMPTS)} prompts, {args.steps} DDIM steps, {{}} s, guidance 2.5"
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        tiny = load_components(str(build_tiny_audioldm(Path(tmp) / "tiny")))
+        tiny = load_backbone(str(build_tiny_audioldm(Path(tmp) / "tiny")))
         rows.append(("tiny (tests)", sampling.format(args.tiny_duration),
                      compare_sampling(tiny, PROMPTS, args.steps, args.tiny_duration, args.repeats)))
         print(table(rows[-1:]), flush=True)

@@ -57,11 +57,10 @@ def ensure_full_size_model(configs: Path | None = None) -> Path:
 
     configs = FULL_CONFIGS if configs is None else Path(configs)
     parts = full_size_random(configs)
-    staging = FULL_DIR.with_name(FULL_DIR.name + ".tmp")
-    for name in ("vae", "text_encoder", "tokenizer", "unet", "vocoder", "scheduler"):
-        getattr(parts, name).save_pretrained(staging / name)
-    (staging / "model_index.json").write_text((configs / "model_index.json").read_text())
-    staging.rename(FULL_DIR)
+    from datamodules.atomic_files import staged_directory
+
+    with staged_directory(FULL_DIR, mode="folder") as staging:
+        parts.save_pretrained(staging)
     return FULL_DIR
 
 
@@ -77,10 +76,10 @@ def authors_step_fn(model_dir: Path, mels: torch.Tensor, device: str | torch.dev
     from diffusers import DDPMScheduler
     from peft import LoraConfig, get_peft_model
 
-    from lightning_modules.components import load_components
+    from lightning_modules.backbone import load_backbone
 
     device = torch.device(device)
-    parts = load_components(str(model_dir))
+    parts = load_backbone(str(model_dir))
     for frozen in (parts.vae, parts.text_encoder):
         frozen.requires_grad_(False)
         frozen.eval()
@@ -130,10 +129,12 @@ def framework_module(model_dir: Path, device: str | torch.device = "cpu", **opti
 def latent_cache_batch(module: "AudioLDMLoRA", mels: torch.Tensor) -> dict[str, torch.Tensor]:
     """What ``audioldm-lora cache`` computes once per clip: the VAE posterior and the CLAP text embeddings."""
     captions = [PROMPTS[i % len(PROMPTS)] for i in range(mels.shape[0])]
+    backbone = module.backbone
     with torch.inference_mode():
-        posterior = module.vae.encode(mels.unsqueeze(1).to(module.device, module.vae.dtype)).latent_dist
+        posterior = backbone.posterior(mels)
+        stored = backbone.conditioning_for_cache(backbone.encode_prompts(captions))
         return {"latent_mean": posterior.mean.clone(), "latent_logvar": posterior.logvar.clone(),
-                "text_embeds": module.encode_prompts(captions).clone()}
+                **{name: value.to(module.device) for name, value in stored.items()}}
 
 
 def framework_step(module: "AudioLDMLoRA", batch: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer,
@@ -148,9 +149,9 @@ def framework_step(module: "AudioLDMLoRA", batch: dict[str, torch.Tensor], optim
 
     def step() -> float:
         with forward_context():
-            latents, embeds = module.batch_latents_and_embeddings(batch)
+            latents, cond = module.batch_latents_and_conditioning(batch)
             drop = torch.rand(latents.shape[0], device=latents.device) < module.hparams.caption_dropout
-            loss = module.diffusion_loss(latents, embeds, drop)
+            loss = module.diffusion_loss(latents, cond, drop)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -164,7 +165,7 @@ def framework_step_fn(model_dir: Path, mels: torch.Tensor, device: str | torch.d
     """AudioLDMLoRA on a latent-cache batch: the UNet with LoRA-only gradients is all a step runs."""
     module = framework_module(model_dir, device, **options)
     batch = latent_cache_batch(module, mels)
-    module.empty_prompt_embedding()
+    module.unconditional()
     optimizer = module.configure_optimizers()["optimizer"]
     return framework_step(module, batch, optimizer, autocast_dtype)
 

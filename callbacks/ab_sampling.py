@@ -76,21 +76,20 @@ class ABSampling(Callback):
 
     def sample(self, trainer: Trainer, pl_module: LightningModule, directory: Path) -> dict[str, Any]:
         """Generate and log one round into ``directory``; returns the waveforms (for tests and other callbacks)."""
-        hp = pl_module.hparams
         prompts = self.resolve_prompts(trainer)
         jobs = [(p, s) for p in prompts for s in self.seeds]
         step = trainer.global_step
+        defaults = pl_module.sampling.with_overrides(
+            num_inference_steps=self.num_inference_steps, duration=self.duration, scheduler=self.scheduler
+        )
         audio, figures, rows, result = {}, {}, [], {"step": step, "pairs": []}
-        for guidance in self.guidance_scales or [hp.guidance_scale]:
+        for guidance in self.guidance_scales or [defaults.guidance_scale]:
             rank_zero_info(f"A/B sampling at step {step}: {len(jobs)} clip pair(s), guidance {guidance}")
             lora, base = generate_ab(
-                pl_module.components,
+                pl_module.backbone,
                 [p for p, _ in jobs],
                 [s for _, s in jobs],
-                duration=self.duration or hp.sample_duration,
-                num_inference_steps=self.num_inference_steps or hp.num_inference_steps,
-                guidance_scale=guidance,
-                scheduler=self.scheduler or hp.sample_scheduler,
+                defaults.with_overrides(guidance_scale=guidance),
                 batch_size=self.batch_size,
             )
             for index, (prompt, seed) in enumerate(jobs):
@@ -100,7 +99,7 @@ class ABSampling(Callback):
                 rows.append([prompt, seed, guidance, f"{stem}_A_lora", f"{stem}_B_base", f"{stem}_mel"])
                 result["pairs"].append({"prompt": prompt, "seed": seed, "guidance": guidance,
                                         "lora": lora[index], "base": base[index]})
-        log_media(trainer, "samples", step, audio, figures, pl_module.components.sampling_rate,
+        log_media(trainer, "samples", step, audio, figures, pl_module.backbone.sampling_rate,
                   ["prompt", "seed", "guidance", "A (LoRA)", "B (base)", "mel"], rows, directory)
         self.history.append(result)
         return result

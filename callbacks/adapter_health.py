@@ -7,22 +7,24 @@ visible from the first steps. The update comes from peft's own ``get_delta_weigh
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Any
 
 import torch
 from lightning import Callback, LightningModule, Trainer
 from peft.tuners.lora import LoraLayer
 
+from lightning_modules.adapter_sites import site_layers
+
 
 @torch.no_grad()
-def lora_update_norms(model: torch.nn.Module) -> dict[str, float]:
-    """Frobenius norm of every LoRA layer's weight update (scale included), by module name."""
+def lora_update_norms(layers: Iterable[tuple[str, LoraLayer]]) -> dict[str, float]:
+    """Frobenius norm of every LoRA layer's weight update (scale included), by layer name."""
     norms = {}
-    for name, module in model.named_modules():
-        if isinstance(module, LoraLayer):
-            for adapter in module.active_adapters:
-                if adapter in module.lora_A:
-                    norms[name] = float(module.get_delta_weight(adapter).float().norm())
+    for name, layer in layers:
+        for adapter in layer.active_adapters:
+            if adapter in layer.lora_A:
+                norms[name] = float(layer.get_delta_weight(adapter).float().norm())
     return norms
 
 
@@ -33,7 +35,7 @@ class AdapterHealth(Callback):
         """
         Args:
             every_n_steps: logging period in optimizer steps.
-            per_layer: also log ``lora/update_norm/<layer>`` for every adapted layer (many series).
+            per_layer: also log ``lora/update_norm/<layer>`` for every adapted layer of every site (many series).
         """
         if every_n_steps < 1:
             raise ValueError(f"every_n_steps must be >= 1, got {every_n_steps}")
@@ -44,7 +46,7 @@ class AdapterHealth(Callback):
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any) -> None:
         if trainer.global_step % self.every_n_steps:
             return
-        norms = lora_update_norms(pl_module.unet)
+        norms = lora_update_norms(site_layers(pl_module.backbone))
         if not norms:
             return
         values = list(norms.values())

@@ -13,7 +13,7 @@ GPUs it costs the wall time of one.
 
 from __future__ import annotations
 
-import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +24,10 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from callbacks.run_dir import run_directory
 from callbacks.wandb_logger import wandb_loggers
+from datamodules.atomic_files import atomic_write_json, atomic_write_text
 from datamodules.audio import AUDIO_EXTENSIONS, load_audio
 from lightning_modules.ab import generate_ab
+from lightning_modules.sampler import SamplingSettings
 from metrics import build_embedder
 from metrics.comparison import compare_reports, comparison_markdown
 from metrics.evaluation import OVERALL, LabelledEmbeddings, score_report
@@ -93,14 +95,9 @@ class GenreEvaluation(Callback):
         self.last_report: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------------------------------------ inputs
-    def _resolved_sampling(self, pl_module: LightningModule) -> dict[str, Any]:
-        hp = pl_module.hparams
-        return {
-            "num_inference_steps": self.sampling["num_inference_steps"] or hp.num_inference_steps,
-            "guidance_scale": self.sampling["guidance_scale"] or hp.guidance_scale,
-            "duration": self.sampling["duration"] or hp.sample_duration,
-            "scheduler": self.sampling["scheduler"] or hp.sample_scheduler,
-        }
+    def _resolved_sampling(self, pl_module: LightningModule) -> SamplingSettings:
+        """The module's sampling settings with this callback's overrides."""
+        return pl_module.sampling.with_overrides(**self.sampling)
 
     def _genres(self, trainer: Trainer) -> list[str]:
         genres = self.genres or list(getattr(trainer.datamodule, "genres", []) or [])
@@ -136,7 +133,7 @@ class GenreEvaluation(Callback):
     def reference(self, trainer: Trainer, pl_module: LightningModule, split: str) -> LabelledEmbeddings:
         """Reference embeddings of ``split`` (computed once per split)."""
         if split not in self._references:
-            duration = self._resolved_sampling(pl_module)["duration"]
+            duration = self._resolved_sampling(pl_module).duration
             clips = self._reference_clips(trainer, split)
             waveforms = [load_audio(path, 16_000, duration=duration) for path, _ in clips]
             embeddings = self.embedder(pl_module).embed_audio(waveforms, 16_000)
@@ -160,14 +157,14 @@ class GenreEvaluation(Callback):
         need_base = split not in self._base_reports
         sampling = self._resolved_sampling(pl_module)
         rank_zero_info(f"Evaluating {len(prompts)} clips ({'LoRA and base' if need_base else 'LoRA'}) on {split}")
-        lora, base = generate_ab(pl_module.components, prompts, seeds, batch_size=self.batch_size,
-                                 with_base=need_base, **sampling)
-        rate = pl_module.components.sampling_rate
+        lora, base = generate_ab(pl_module.backbone, prompts, seeds, sampling, batch_size=self.batch_size,
+                                 with_base=need_base)
+        rate = pl_module.backbone.sampling_rate
         if need_base:
             self._base_reports[split] = self._score(base, labels, prompts, reference, pl_module, rate, "base model")
         lora_report = self._score(lora, labels, prompts, reference, pl_module, rate, "LoRA")
         rows = compare_reports(self._base_reports[split], lora_report)
-        self.last_report = {"split": split, "step": trainer.global_step, "rows": rows, "sampling": sampling,
+        self.last_report = {"split": split, "step": trainer.global_step, "rows": rows, "sampling": asdict(sampling),
                             "embedder": self.embedder(pl_module).embedder_id, "lora": lora_report,
                             "base": self._base_reports[split]}
         return self.last_report
@@ -190,10 +187,8 @@ class GenreEvaluation(Callback):
             return directory
         directory.mkdir(parents=True, exist_ok=True)
         markdown = comparison_markdown(report["rows"], title)
-        for suffix, text in ((".md", markdown), (".json", json.dumps(report, indent=2, default=_json_default))):
-            tmp = directory / f".{name}{suffix}.tmp"
-            tmp.write_text(text, encoding="utf-8")
-            tmp.replace(directory / f"{name}{suffix}")
+        atomic_write_text(directory / f"{name}.md", markdown)
+        atomic_write_json(directory / f"{name}.json", report, default=_json_default)
         for logger in wandb_loggers(trainer):
             columns = ["genre", *next(iter(report["rows"].values())).keys()]
             logger.log_table(f"evaluation/{name}", columns=columns,

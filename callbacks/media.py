@@ -20,17 +20,15 @@ from lightning import Trainer  # noqa: E402
 from lightning.pytorch.loggers import TensorBoardLogger  # noqa: E402
 
 from callbacks.wandb_logger import wandb_loggers  # noqa: E402
+from datamodules.atomic_files import atomic_write_bytes  # noqa: E402
 from datamodules.audio import save_audio  # noqa: E402
 
 
 def save_figure(figure: "plt.Figure", path: Path) -> Path:
     """Write a figure as PNG (atomically) and close it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(buffer.getvalue())
-    tmp.replace(path)
+    atomic_write_bytes(path, buffer.getvalue())
     return path
 
 

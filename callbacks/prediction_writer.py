@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 import re
 from pathlib import Path
 from typing import Any, Sequence
@@ -45,7 +46,7 @@ class WaveformWriter(BasePredictionWriter):
     ) -> None:
         out = self.directory(trainer)
         indices = list(batch_indices) if batch_indices is not None else list(range(len(prediction["prompt"])))
-        settings = {k: pl_module.hparams[k] for k in ("num_inference_steps", "guidance_scale", "sample_scheduler")}
+        settings = asdict(pl_module.sampling)
         for index, waveform, prompt, seed in zip(indices, prediction["waveform"], prediction["prompt"], prediction["seed"]):
             stem = f"{index:05d}_{slugify(prompt)}_seed{seed}"
             save_audio(out / f"{stem}.wav", waveform, prediction["sample_rate"])

@@ -1,17 +1,34 @@
-"""Data: audio I/O, the AudioLDM log-mel, sources, streaming, the latent cache, the validator, synthetic genres and
-the genre-labelled LightningDataModule.
+"""Data: audio I/O, the AudioLDM log-mel, sources, streaming, the latent cache, the validator and the
+genre-labelled LightningDataModule.
 
 Map of the package (one job per file): ``audio`` (decode, resample), ``features`` (the log-mel recipe),
 ``manifest`` (folder scan, CSV/JSONL manifests), ``captions`` (caption policy), ``bad_items`` (reasons and checks),
 ``sources`` / ``hf_source`` / ``webdataset_source`` (where items come from), ``sharding`` and ``ordering`` (who
 reads what, in which order), ``dataset`` (map-style clips) and ``streaming`` (IterableDataset), ``latent_cache``
 (storage and cached dataset; receives encoders as functions), ``validate`` (``audioldm-lora prepare``),
-``synthetic`` and ``datamodule``.
+``atomic_files`` (the one way files and folders are published) and ``datamodule``. The synthetic genres are the
+demo's (:mod:`audioldm_demo.synthetic`).
 
 Knows no model (../shared/DESIGN.md section 1).
 """
 
-from datamodules.datamodule import GenreAudioDataModule
-from datamodules.features import log_mel_spectrogram, normalize_waveform
+from __future__ import annotations
 
-__all__ = ["GenreAudioDataModule", "log_mel_spectrogram", "normalize_waveform"]
+import importlib
+from typing import Any
+
+# Imported on first use, so that a light module (``datamodules.atomic_files`` for the MOS tools, say) does not
+# import torch and Lightning with the package.
+_LAZY = {
+    "GenreAudioDataModule": "datamodules.datamodule",
+    "log_mel_spectrogram": "datamodules.features",
+    "normalize_waveform": "datamodules.features",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'datamodules' has no attribute {name!r}")

@@ -18,6 +18,8 @@ import soundfile as sf
 import torch
 import torchaudio.transforms as AT
 
+from datamodules.atomic_files import atomic_write_bytes
+
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg")
 
 # A path, or the bytes of an encoded audio file (a Hugging Face Audio cell, a WebDataset member).
@@ -111,9 +113,7 @@ def load_audio(
 
 def save_audio(path: str | Path, waveform: torch.Tensor, sample_rate: int) -> None:
     """Write a mono waveform ``[samples]`` as 16-bit PCM wav; the file appears only when complete."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
     data = waveform.detach().float().cpu().clamp(-1.0, 1.0).numpy()
-    sf.write(str(tmp), data, sample_rate, subtype="PCM_16", format="WAV")
-    tmp.replace(path)
+    buffer = io.BytesIO()
+    sf.write(buffer, data, sample_rate, subtype="PCM_16", format="WAV")
+    atomic_write_bytes(path, buffer.getvalue())

@@ -46,7 +46,6 @@ from datamodules.streaming import (
     StreamingClipDataset,
     item_records,
 )
-from datamodules.synthetic import write_synthetic_dataset
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +76,6 @@ class GenreAudioDataModule(LightningDataModule):
         eval_batch_size: int | None = None,
         num_workers: int = 0,
         pin_memory: bool = False,
-        synthesize_if_missing: bool = False,
-        synthetic_clips_per_genre: int = 8,
-        synthetic_duration: float = 2.0,
         predict_prompts: list[str] | None = None,
         predict_prompts_file: str | None = None,
         predict_seed: int = 0,
@@ -115,9 +111,6 @@ class GenreAudioDataModule(LightningDataModule):
             eval_batch_size: validation/test/predict batch size (default: ``batch_size``).
             num_workers: dataloader worker processes.
             pin_memory: pin host memory for faster GPU copies.
-            synthesize_if_missing: write the synthetic genre dataset into ``root`` when it does not exist.
-            synthetic_clips_per_genre: clips per genre of the synthetic dataset.
-            synthetic_duration: seconds per synthetic clip.
             predict_prompts: prompts for ``predict``.
             predict_prompts_file: a text file with one prompt per line (instead of ``predict_prompts``).
             predict_seed: seed of the first predicted clip; clip i uses ``predict_seed + i``.
@@ -193,18 +186,6 @@ class GenreAudioDataModule(LightningDataModule):
             "split_seed": hp.split_seed,
             "val_shards": hp.val_shards,
         }
-
-    def prepare_data(self) -> None:
-        """Write the synthetic dataset once (rank zero), when asked and missing."""
-        root = self.hparams.root
-        if self.hparams.synthesize_if_missing and root is not None and not Path(root).exists():
-            rank_zero_info(f"Writing the synthetic genre dataset to {root}.")
-            write_synthetic_dataset(
-                root,
-                clips_per_genre=self.hparams.synthetic_clips_per_genre,
-                duration=self.hparams.synthetic_duration,
-                seed=self.hparams.split_seed,
-            )
 
     def _select_genres(self, items: list[AudioItem]) -> list[AudioItem]:
         wanted = self.hparams.genres

@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,9 +26,10 @@ from typing import Any, Union
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 from torch.utils.data import Dataset
 
+from datamodules.atomic_files import atomic_write_bytes, atomic_write_json
 from datamodules.audio import AudioSource, audio_info
 from datamodules.bad_items import BadItem, BadItemError, Reason
 from datamodules.dataset import read_clip
@@ -148,7 +148,7 @@ class _ShardWriter:
         name = f"{self.prefix}-{self._next:06d}.safetensors"
         self._next += 1
         stacked = {n: torch.stack([row[i] for row in self._tensors]).contiguous() for i, n in enumerate(self.names)}
-        save_file(stacked, str(self.directory / name), metadata={"keys": json.dumps(self._keys)})
+        atomic_write_bytes(self.directory / name, save(stacked, metadata={"keys": json.dumps(self._keys)}))
         for row, key in enumerate(self._keys):
             self.refs[key] = [name, row]
         self._keys, self._tensors = [], []
@@ -182,17 +182,6 @@ def load_cache_index(directory: str | Path) -> dict[str, Any] | None:
         return None
     index = json.loads(path.read_text(encoding="utf-8"))
     return index if index.get("format") == CACHE_FORMAT else None
-
-
-def _write_json_atomically(path: Path, payload: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(payload, handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def build_latent_cache(
@@ -321,7 +310,7 @@ def build_latent_cache(
         "texts": texts,
         "items": items,
     }
-    _write_json_atomically(directory / INDEX_NAME, index)
+    atomic_write_json(directory / INDEX_NAME, index, indent=None)
     referenced = {ref[0] for ref in latents.values()} | {ref[0] for ref in texts.values()}
     for shard in list(directory.glob("latents-*.safetensors")) + list(directory.glob("texts-*.safetensors")):
         if shard.name not in referenced:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import tempfile
+import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from datamodules.atomic_files import atomic_write_text
 from datamodules.audio import AUDIO_EXTENSIONS
 from datamodules.bad_items import BadItem, BadItemError, Reason
 from datamodules.captions import CaptionPolicy, as_policy, render_caption
@@ -143,7 +143,10 @@ def scan_genre_folders(
     captions = as_policy(caption_template)
     sink = ProblemSink(problems)
     if not root.is_dir():
-        raise DataSourceError(f"Data root {root} does not exist or is not a directory.")
+        raise DataSourceError(
+            f"Data root {root} (data.init_args.root) does not exist or is not a directory; point it at a folder "
+            "that holds one subfolder of audio files per genre."
+        )
     items: list[AudioItem] = []
     found_any = False
     for genre_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
@@ -274,24 +277,19 @@ def write_manifest(path: str | Path, items: Iterable[AudioItem]) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(MANIFEST_COLUMNS))
-            writer.writeheader()
-            for item in items:
-                writer.writerow(
-                    {
-                        "path": item.path,
-                        "caption": item.given_caption,
-                        "genre": item.genre,
-                        "start": item.start if item.start else "",
-                        "end": "" if item.end is None else item.end,
-                        "split": item.split or "",
-                    }
-                )
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=list(MANIFEST_COLUMNS))
+    writer.writeheader()
+    for item in items:
+        writer.writerow(
+            {
+                "path": item.path,
+                "caption": item.given_caption,
+                "genre": item.genre,
+                "start": item.start if item.start else "",
+                "end": "" if item.end is None else item.end,
+                "split": item.split or "",
+            }
+        )
+    atomic_write_text(path, buffer.getvalue())
     return path

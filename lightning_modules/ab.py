@@ -2,71 +2,66 @@
 
 from __future__ import annotations
 
-import contextlib
-from typing import Iterator
+from typing import Callable
 
 import torch
-from diffusers import UNet2DConditionModel
 
-from lightning_modules.components import AudioLDMComponents
-from lightning_modules.sampler import generate, seeded_generators
-
-
-@contextlib.contextmanager
-def adapter_disabled(unet: UNet2DConditionModel) -> Iterator[None]:
-    """Run the base model: LoRA layers off inside the block, back on after it (even on error)."""
-    unet.disable_adapters()
-    try:
-        yield
-    finally:
-        unet.enable_adapters()
+from lightning_modules.adapter_sites import adapters_disabled
+from lightning_modules.backbone import Backbone
+from lightning_modules.sampler import SamplingSettings, generate, seeded_generators
 
 
 @torch.no_grad()
 def generate_ab(
-    components: AudioLDMComponents,
+    backbone: Backbone,
     prompts: list[str],
     seeds: list[int],
-    duration: float,
-    num_inference_steps: int,
-    guidance_scale: float,
-    scheduler: str = "ddim",
+    settings: SamplingSettings,
     batch_size: int = 8,
     with_base: bool = True,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Waveforms [N, samples] with the adapter, and without it for the same seeds (a true A/B), in batches.
 
-    Each clip has its own generator, so a clip does not depend on its batch or on ``batch_size``.
+    Each clip has its own generator, so a clip does not depend on its batch or on ``batch_size``. ``progress`` is
+    called with (clips done, clips in all) after every batch.
     """
     if len(prompts) != len(seeds):
         raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
-    device = components.unet.device
-    was_training = components.unet.training
-    components.unet.eval()
+    unet = backbone.unet
+    device = unet.device
+    was_training = unet.training
+    unet.eval()
+    total = len(prompts) * (2 if with_base else 1)
+    done = 0
 
     def run() -> torch.Tensor:
+        nonlocal done
         parts = []
         for start in range(0, len(prompts), batch_size):
             chunk = slice(start, start + batch_size)
             parts.append(
                 generate(
-                    components,
+                    backbone,
                     prompts[chunk],
-                    duration,
-                    num_inference_steps=num_inference_steps,
-                    guidance_scale=guidance_scale,
+                    settings.duration,
+                    num_inference_steps=settings.num_inference_steps,
+                    guidance_scale=settings.guidance_scale,
                     generator=seeded_generators(seeds[chunk], device),
-                    scheduler=scheduler,
+                    scheduler=settings.scheduler,
                 ).cpu()
             )
+            done += len(prompts[chunk])
+            if progress is not None:
+                progress(done, total)
         return torch.cat(parts)
 
     try:
         with_adapter = run()
         base = None
         if with_base:
-            with adapter_disabled(components.unet):
+            with adapters_disabled(backbone):
                 base = run()
     finally:
-        components.unet.train(was_training)
+        unet.train(was_training)
     return with_adapter, base

@@ -1,4 +1,7 @@
-"""Load one or several LoRA adapters into an AudioLDM UNet, mix them with weights, and fuse them into it.
+"""Load one or several LoRA adapters into a backbone's adapter sites, mix them with weights, and fuse them.
+
+Every saved adapter folder holds its UNet site at the root (``pytorch_lora_weights.safetensors``); this is the one
+path by which ``generate``, ``merge``, the evaluation tools and the demo put adapters on a backbone.
 
 All through diffusers' peft integration (``load_lora_adapter``, ``set_adapters``, ``fuse_lora``, ``unload_lora``),
 so what the project does with adapters is what plain diffusers code does with them. Before anything is loaded,
@@ -12,9 +15,9 @@ from __future__ import annotations
 import warnings
 
 import torch
-from diffusers import UNet2DConditionModel
 
 from lightning_modules.adapter_files import AdapterError, AdapterFile
+from lightning_modules.backbone import Backbone
 from lightning_modules.lora import quiet_diffusers
 
 _LORA_MATRICES = (".lora_A.", ".lora_B.")
@@ -65,10 +68,10 @@ def check_adapter_fits(unet: torch.nn.Module, adapter: AdapterFile, base: str) -
     )
 
 
-def load_adapters(unet: UNet2DConditionModel, adapters: list[AdapterFile], base: str) -> None:
-    """Load adapters (read by ``adapter_files.read_adapter``) into ``unet`` under their names, at their weights.
+def load_adapters(backbone: Backbone, adapters: list[AdapterFile], base: str) -> None:
+    """Load adapters (read by ``adapter_files.read_adapter``) into the backbone under their names, at their weights.
 
-    All adapters are checked against the UNet before the first one is loaded, so a bad adapter leaves the UNet as
+    All adapters are checked against the UNet before the first one is loaded, so a bad adapter leaves the model as
     it was. The weights mix adapters as ``set_adapters(names, weights)`` does: each LoRA update is scaled by its
     weight (1.0: as trained; 0.0: off).
 
@@ -77,6 +80,7 @@ def load_adapters(unet: UNet2DConditionModel, adapters: list[AdapterFile], base:
     """
     if not adapters:
         return
+    unet = backbone.unet
     loaded = set(getattr(unet, "peft_config", {}) or {})
     for adapter in adapters:
         if adapter.spec.name in loaded:
@@ -100,12 +104,13 @@ def load_adapters(unet: UNet2DConditionModel, adapters: list[AdapterFile], base:
     unet.set_adapters([a.spec.name for a in adapters], weights=[a.spec.weight for a in adapters])
 
 
-def fuse_adapters(unet: UNet2DConditionModel, names: list[str]) -> None:
-    """Fold the active adapters ``names`` (at their ``set_adapters`` weights) into the UNet's own weights.
+def fuse_adapters(backbone: Backbone, names: list[str]) -> None:
+    """Fold the active adapters ``names`` (at their ``set_adapters`` weights) into the sites' own weights.
 
     Afterwards the UNet is a plain ``UNet2DConditionModel`` again (no peft layers), so ``save_pretrained`` writes a
     standard diffusers UNet that loads without peft.
     """
+    unet = backbone.unet
     if names:
         unet.fuse_lora(adapter_names=names)
     if getattr(unet, "peft_config", None):

@@ -1,10 +1,19 @@
-"""The denoising objective of a LoRA step: noising, target and per-sample weighting (diffusers' recipe)."""
+"""The denoising objective of a LoRA step as one object: noising, timesteps, target and per-sample weighting.
+
+:class:`DiffusionObjective` is diffusers' training recipe (``train_text_to_image_lora.py``): Gaussian noise (plus
+offset noise), timesteps uniform in [0, T), the forward process of the checkpoint's noise schedule, the epsilon or v
+target that ``prediction_type`` names, and Min-SNR-gamma weights. The model's prediction comes from the backbone
+(:meth:`lightning_modules.backbone.Backbone.predict_noise`); the objective never sees the model, so the same object
+serves every backbone, the LoRA module, prior preservation and the toy base's trainer.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
-from diffusers import SchedulerMixin
+from diffusers import DDPMScheduler, SchedulerMixin
 
 
 def sample_noise(latents: torch.Tensor, noise_offset: float, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -44,3 +53,59 @@ def weighted_mse(prediction: torch.Tensor, target: torch.Tensor, weights: torch.
     if weights is not None:
         per_sample = per_sample * weights
     return per_sample.mean()
+
+
+@dataclass(frozen=True)
+class NoisedLatents:
+    """One batch through the forward process: the clean latents, the noise drawn, timesteps and the noisy input."""
+
+    latents: torch.Tensor
+    noise: torch.Tensor
+    timesteps: torch.Tensor
+    noisy: torch.Tensor
+
+
+@dataclass
+class DiffusionObjective:
+    """Noise, timesteps, target and weights of the denoising loss for one noise schedule.
+
+    Attributes:
+        scheduler: the training noise schedule (a ``DDPMScheduler`` built from the checkpoint's scheduler config).
+        noise_offset: offset-noise strength (0 disables).
+        snr_gamma: Min-SNR-gamma weighting (5.0 is common); ``None`` for the plain mean.
+    """
+
+    scheduler: DDPMScheduler
+    noise_offset: float = 0.0
+    snr_gamma: float | None = None
+
+    @classmethod
+    def for_scheduler(cls, scheduler: SchedulerMixin, noise_offset: float = 0.0,
+                      snr_gamma: float | None = None) -> "DiffusionObjective":
+        """The objective of a checkpoint whose sampling scheduler is ``scheduler`` (same betas, same target)."""
+        return cls(DDPMScheduler.from_config(scheduler.config), noise_offset, snr_gamma)
+
+    @property
+    def num_train_timesteps(self) -> int:
+        """T: timesteps are drawn from [0, T)."""
+        return int(self.scheduler.config.num_train_timesteps)
+
+    def noised(self, latents: torch.Tensor, generator: torch.Generator | None = None) -> NoisedLatents:
+        """Draw noise (then timesteps, in that order: resumed runs depend on it) and apply the forward process."""
+        noise = sample_noise(latents, self.noise_offset, generator)
+        timesteps = torch.randint(0, self.num_train_timesteps, (latents.shape[0],), generator=generator,
+                                  device=latents.device)
+        return NoisedLatents(latents, noise, timesteps, self.scheduler.add_noise(latents, noise, timesteps))
+
+    def target(self, noised: NoisedLatents) -> torch.Tensor:
+        """What the model should predict for ``noised``: the noise or v."""
+        return diffusion_target(self.scheduler, noised.latents, noised.noise, noised.timesteps)
+
+    def weights(self, timesteps: torch.Tensor) -> torch.Tensor | None:
+        """Per-sample loss weights (Min-SNR), or ``None`` for the plain mean."""
+        return None if self.snr_gamma is None else snr_weights(self.scheduler, timesteps, self.snr_gamma)
+
+    def loss(self, prediction: torch.Tensor, noised: NoisedLatents, target: torch.Tensor | None = None) -> torch.Tensor:
+        """Weighted MSE of ``prediction`` against ``target`` (default: :meth:`target`, the denoising loss; a frozen
+        model's prediction gives the distillation loss of prior preservation)."""
+        return weighted_mse(prediction, self.target(noised) if target is None else target, self.weights(noised.timesteps))

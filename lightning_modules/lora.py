@@ -1,4 +1,7 @@
-"""LoRA on the AudioLDM UNet through peft, the diffusers way (``unet.add_adapter``), and adapter files.
+"""LoRA on one sub-model through peft, the diffusers way (``unet.add_adapter``), and the UNet's adapter file.
+
+Which sub-models ("sites") get an adapter, and with which presets, is :mod:`lightning_modules.adapter_sites`; this
+module attaches one adapter to one module.
 
 Adapters are written with diffusers' ``save_lora_adapter`` so plain diffusers code reloads them with
 ``unet.load_lora_adapter(dir, prefix=None, weight_name="pytorch_lora_weights.safetensors")``.
@@ -8,30 +11,20 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Iterator, Literal, Mapping
 
 import torch
 from diffusers import UNet2DConditionModel
 from diffusers.utils import logging as diffusers_logging
 from peft import LoraConfig
 
+from datamodules.atomic_files import staged_directory
+
 ADAPTER_NAME = "default"
 ADAPTER_WEIGHTS = "pytorch_lora_weights.safetensors"
 ADAPTER_INFO = "adapter_info.json"
 
-TARGET_PRESETS: dict[str, tuple[str, ...]] = {
-    "paper": ("to_q", "to_v"),
-    "attention": ("to_q", "to_k", "to_v", "to_out.0"),
-    "attention_proj": ("to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out"),
-    # AudioLDM's text enters the UNet only through ``class_embedding`` (added to the timestep embedding, which each
-    # resnet reads through ``time_emb_proj``); self-attention never sees the prompt. Adapting that path too lets
-    # the adapter act per prompt, so a new genre can be added while other prompts keep their output.
-    "attention_conditioning": ("to_q", "to_k", "to_v", "to_out.0", "time_emb_proj", "class_embedding"),
-}
 ALL_LINEAR = "all_linear"
 LoraInit = Literal["gaussian", "kaiming", "pissa", "olora", "zeros"]
 
@@ -57,28 +50,33 @@ def _short_name(module_name: str) -> str:
     return parts[-1]
 
 
-def resolve_target_modules(unet: torch.nn.Module, targets: str | list[str]) -> list[str]:
-    """Turn a preset name or a list of module names into the list peft matches (suffix match on module names).
+def resolve_target_modules(
+    module: torch.nn.Module, targets: str | list[str], presets: Mapping[str, tuple[str, ...]], site: str = "unet"
+) -> list[str]:
+    """Turn a preset name (of ``presets``, or ``all_linear``) or module names into the list peft matches (suffix
+    match on module names).
 
     Raises:
-        LoraConfigError: an unknown preset, or a name that matches no module of this UNet.
+        LoraConfigError: an unknown preset, or a name that matches no module of ``module`` (the site ``site``).
     """
+    choices = sorted([*presets, ALL_LINEAR])
     if isinstance(targets, str):
         if targets == ALL_LINEAR:
-            return _linear_names(unet)
-        if targets not in TARGET_PRESETS:
+            return _linear_names(module)
+        if targets not in presets:
             raise LoraConfigError(
-                f"Unknown LoRA target preset {targets!r}; choose one of {sorted([*TARGET_PRESETS, ALL_LINEAR])} "
-                "or give a list of module names such as [to_q, to_v]."
+                f"Unknown LoRA target preset {targets!r} for the {site}; choose one of {choices} or give a list of "
+                "module names such as [to_q, to_v]."
             )
-        return list(TARGET_PRESETS[targets])
-    names = [name for name, _ in unet.named_modules()]
+        return list(presets[targets])
+    names = [name for name, _ in module.named_modules()]
     unknown = [t for t in targets if not any(n == t or n.endswith("." + t) for n in names)]
     if unknown:
-        examples = sorted({_short_name(n) for n in _linear_names(unet)} | {"proj_in", "proj_out"})
+        short_names = {_short_name(n) for n in names}
+        examples = sorted({_short_name(n) for n in _linear_names(module)} | ({"proj_in", "proj_out"} & short_names))
         raise LoraConfigError(
-            f"LoRA target module(s) {unknown} match no module of this UNet. Linear layers it has: {examples}; "
-            f"presets: {sorted([*TARGET_PRESETS, ALL_LINEAR])}."
+            f"LoRA target module(s) {unknown} match no module of the {site}. Linear layers it has: {examples}; "
+            f"presets: {choices}."
         )
     return list(targets)
 
@@ -94,16 +92,19 @@ def check_lora_settings(rank: int, alpha: float, dropout: float) -> None:
 
 
 def add_lora(
-    unet: UNet2DConditionModel,
+    module: torch.nn.Module,
     rank: int,
     alpha: float,
-    targets: str | list[str] = "paper",
+    targets: str | list[str],
     dropout: float = 0.0,
     init: LoraInit = "gaussian",
     use_rslora: bool = False,
     use_dora: bool = False,
+    *,
+    presets: Mapping[str, tuple[str, ...]],
+    site: str = "unet",
 ) -> LoraConfig:
-    """Freeze the UNet and inject a trainable LoRA adapter; returns the peft config used.
+    """Freeze ``module`` and inject a trainable LoRA adapter through its ``add_adapter``; returns the peft config.
 
     Raises:
         LoraConfigError: rank <= 0, alpha <= 0, dropout outside [0, 1), or unknown targets.
@@ -115,13 +116,13 @@ def add_lora(
         lora_alpha=alpha,
         lora_dropout=dropout,
         init_lora_weights=init_arg,
-        target_modules=resolve_target_modules(unet, targets),
+        target_modules=resolve_target_modules(module, targets, presets, site),
         use_rslora=use_rslora,
         use_dora=use_dora,
     )
-    unet.requires_grad_(False)
-    unet.add_adapter(config, adapter_name=ADAPTER_NAME)
-    for name, param in unet.named_parameters():
+    module.requires_grad_(False)
+    module.add_adapter(config, adapter_name=ADAPTER_NAME)
+    for name, param in module.named_parameters():
         param.requires_grad_("lora_" in name)
     return config
 
@@ -132,30 +133,14 @@ def lora_parameters(unet: torch.nn.Module) -> list[torch.nn.Parameter]:
 
 
 @contextlib.contextmanager
-def _quiet_diffusers() -> Iterator[None]:
+def quiet_diffusers() -> Iterator[None]:
+    """Silence diffusers' info and warning logs inside the block (the level is restored after it)."""
     level = diffusers_logging.get_verbosity()
     diffusers_logging.set_verbosity_error()
     try:
         yield
     finally:
         diffusers_logging.set_verbosity(level)
-
-
-def _atomic_directory(final: Path) -> Path:
-    final.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
-
-
-def _publish(staging: Path, final: Path) -> None:
-    """Move each fully written file of ``staging`` into ``final`` with an atomic ``os.replace``.
-
-    The adapter directory always exists with complete files: a kill leaves either the previous or the new version
-    of each file, never a half-written one. (A directory cannot be swapped atomically with a plain rename.)
-    """
-    final.mkdir(parents=True, exist_ok=True)
-    for path in sorted(staging.iterdir()):
-        os.replace(path, final / path.name)
-    staging.rmdir()
 
 
 def save_adapter(unet: UNet2DConditionModel, directory: str | Path, info: dict[str, Any]) -> Path:
@@ -168,19 +153,9 @@ def save_adapter(unet: UNet2DConditionModel, directory: str | Path, info: dict[s
     if bad:
         raise FloatingPointError(f"Refusing to write an adapter with non-finite weights in {bad[:3]} ...")
     final = Path(directory)
-    staging = _atomic_directory(final)
-    try:
-        with _quiet_diffusers():  # save_lora_adapter calls unet.to(dtype=None), which warns about nothing
+    # File by file: the adapter folder of a running training never disappears, and each file is old or new.
+    with staged_directory(final, mode="files") as staging:
+        with quiet_diffusers():  # save_lora_adapter calls unet.to(dtype=None), which warns about nothing
             unet.save_lora_adapter(str(staging), adapter_name=ADAPTER_NAME, weight_name=ADAPTER_WEIGHTS)
         (staging / ADAPTER_INFO).write_text(json.dumps(info, indent=2, sort_keys=True, default=str) + "\n")
-        _publish(staging, final)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return final
-
-
-# Public names for the tools (generate, merge) that stage their output beside it and load adapters quietly, the
-# same way as the adapter export above.
-staging_directory = _atomic_directory
-quiet_diffusers = _quiet_diffusers

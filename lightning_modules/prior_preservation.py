@@ -22,8 +22,8 @@ from typing import Literal, get_args
 
 import torch
 
-from lightning_modules.ab import adapter_disabled
-from lightning_modules.components import AudioLDMComponents, encode_text
+from lightning_modules.adapter_sites import adapters_disabled
+from lightning_modules.backbone import Backbone, Conditioning
 from lightning_modules.sampler import sample_latents, seeded_generators
 
 PriorTarget = Literal["samples", "base_model"]
@@ -31,10 +31,10 @@ PriorTarget = Literal["samples", "base_model"]
 
 @dataclass(frozen=True)
 class PriorSet:
-    """Base-model samples to preserve: scaled latents [N, C, h, w] and their L2-normalised text embeddings [N, D]."""
+    """Base-model samples to preserve: scaled latents [N, C, h, w] and their prompts' conditioning (N rows)."""
 
     latents: torch.Tensor
-    text_embeds: torch.Tensor
+    conditioning: Conditioning
     prompts: tuple[str, ...]
     seconds: float
 
@@ -65,7 +65,7 @@ def check_prior_settings(
 
 @torch.no_grad()
 def generate_prior_set(
-    components: AudioLDMComponents,
+    backbone: Backbone,
     prompts: list[str],
     samples_per_prompt: int,
     latent_shape: tuple[int, int, int],
@@ -81,7 +81,7 @@ def generate_prior_set(
     ``batch_size``).
     """
     start = time.monotonic()
-    unet = components.unet
+    unet = backbone.unet
     device = unet.device
     all_prompts = [p for p in prompts for _ in range(samples_per_prompt)]
     seeds = [seed + i for _ in prompts for i in range(samples_per_prompt)]
@@ -89,15 +89,15 @@ def generate_prior_set(
     unet.eval()
     parts = []
     try:
-        with adapter_disabled(unet):
+        with adapters_disabled(backbone):
             for begin in range(0, len(all_prompts), batch_size):
                 chunk = slice(begin, begin + batch_size)
                 shape = (len(all_prompts[chunk]), *latent_shape)
                 parts.append(sample_latents(
-                    components, all_prompts[chunk], shape, num_inference_steps, guidance_scale,
+                    backbone, all_prompts[chunk], shape, num_inference_steps, guidance_scale,
                     generator=seeded_generators(seeds[chunk], device), scheduler=scheduler,
                 ).float())
     finally:
         unet.train(was_training)
-    text_embeds = encode_text(components.text_encoder, components.tokenizer, all_prompts).to(device).float()
-    return PriorSet(torch.cat(parts), text_embeds, tuple(all_prompts), time.monotonic() - start)
+    conditioning = backbone.encode_prompts(all_prompts)
+    return PriorSet(torch.cat(parts), conditioning, tuple(all_prompts), time.monotonic() - start)

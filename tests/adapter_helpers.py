@@ -8,15 +8,16 @@ from typing import Any
 import torch
 from diffusers import UNet2DConditionModel
 
+from lightning_modules.audioldm import UNET_PRESETS
 from lightning_modules.lora import add_lora, lora_parameters, save_adapter
-from lightning_modules.tiny import TEXT_PROJECTION_DIM
+from audioldm_demo.tiny import TEXT_PROJECTION_DIM
 
 
 def write_adapter(
     unet: UNet2DConditionModel, out: Path, seed: int, targets: str = "attention", info: dict[str, Any] | None = None
 ) -> Path:
     """Inject a rank-2 LoRA into ``unet`` with N(0, 0.2) weights from ``seed`` and save it with ``info``."""
-    config = add_lora(unet, rank=2, alpha=4.0, targets=targets)
+    config = add_lora(unet, rank=2, alpha=4.0, targets=targets, presets=UNET_PRESETS)
     generator = torch.Generator().manual_seed(seed)
     for param in lora_parameters(unet):
         param.data = torch.randn(param.shape, generator=generator) * 0.2

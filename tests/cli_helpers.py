@@ -15,7 +15,6 @@ def tiny_args(command: str, model_dir: Path, data_root: Path, run_dir: Path, *ex
         CONFIG,
         f"--model.init_args.pretrained_model={model_dir}",
         f"--data.init_args.root={data_root}",
-        "--data.init_args.synthesize_if_missing=false",
         "--data.init_args.duration=0.64",
         f"--trainer.default_root_dir={run_dir}",
         f"--trainer.logger.init_args.save_dir={run_dir}",

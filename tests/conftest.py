@@ -12,8 +12,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 
-from datamodules.synthetic import write_synthetic_dataset  # noqa: E402
-from lightning_modules.tiny import build_tiny_audioldm  # noqa: E402
+from audioldm_demo.synthetic import write_synthetic_dataset  # noqa: E402
+from audioldm_demo.tiny import build_tiny_audioldm  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from datamodules.synthetic import synthesize_clip
+from audioldm_demo.synthetic import synthesize_clip
 
 GENRES = ("boom_bap", "gugak", "chiptune")
 

@@ -15,7 +15,7 @@ from lightning_modules.adapter_files import (
     read_adapter,
 )
 from lightning_modules.adapters import fuse_adapters, load_adapters
-from lightning_modules.components import load_components
+from lightning_modules.backbone import Backbone, load_backbone
 from lightning_modules.lora import ADAPTER_INFO, ADAPTER_WEIGHTS
 from lightning_modules.sampler import generate, seeded_generators
 from tests.adapter_helpers import make_adapters
@@ -34,10 +34,10 @@ def unet_output(unet: torch.nn.Module) -> torch.Tensor:
         return unet(x, torch.tensor([5, 500]), encoder_hidden_states=None, class_labels=embeds).sample
 
 
-def load(model_dir: Path, arguments: list[str]) -> UNet2DConditionModel:
-    unet = UNet2DConditionModel.from_pretrained(model_dir, subfolder="unet")
-    load_adapters(unet, [read_adapter(s) for s in parse_adapter_specs(arguments)], str(model_dir))
-    return unet
+def load(model_dir: Path, arguments: list[str]) -> Backbone:
+    backbone = load_backbone(str(model_dir))
+    load_adapters(backbone, [read_adapter(s) for s in parse_adapter_specs(arguments)], str(model_dir))
+    return backbone
 
 
 @pytest.mark.parametrize(
@@ -81,17 +81,17 @@ def test_loading_is_plain_diffusers(tiny_model_dir: Path, adapters: dict[str, Pa
     for name in ("jazz", "lofi"):
         plain.load_lora_adapter(str(adapters[name]), prefix=None, weight_name=ADAPTER_WEIGHTS, adapter_name=name)
     plain.set_adapters(["jazz", "lofi"], weights=[0.7, 0.3])
-    torch.testing.assert_close(unet_output(ours), unet_output(plain), atol=0, rtol=0)
+    torch.testing.assert_close(unet_output(ours.unet), unet_output(plain), atol=0, rtol=0)
     base = unet_output(UNet2DConditionModel.from_pretrained(tiny_model_dir, subfolder="unet"))
-    assert (unet_output(ours) - base).abs().max() > 1e-2  # the mix changes the output
+    assert (unet_output(ours.unet) - base).abs().max() > 1e-2  # the mix changes the output
 
 
 def test_two_adapters_at_one_and_zero_equal_the_first_alone(tiny_model_dir: Path, adapters: dict[str, Path]) -> None:
-    alone = load_components(str(tiny_model_dir))
-    both = load_components(str(tiny_model_dir))
-    load_adapters(alone.unet, [read_adapter(parse_adapter_spec(str(adapters["jazz"])))], "tiny")
+    alone = load_backbone(str(tiny_model_dir))
+    both = load_backbone(str(tiny_model_dir))
+    load_adapters(alone, [read_adapter(parse_adapter_spec(str(adapters["jazz"])))], "tiny")
     specs = parse_adapter_specs([f"{adapters['jazz']}=1", f"{adapters['lofi']}=0"])
-    load_adapters(both.unet, [read_adapter(s) for s in specs], "tiny")
+    load_adapters(both, [read_adapter(s) for s in specs], "tiny")
     kwargs = {"duration": 0.64, "num_inference_steps": 3, "generator": seeded_generators([3, 4])}
     first = generate(alone, ["jazz music", "lofi"], **kwargs)
     kwargs["generator"] = seeded_generators([3, 4])
@@ -101,18 +101,20 @@ def test_two_adapters_at_one_and_zero_equal_the_first_alone(tiny_model_dir: Path
 
 
 def test_fused_unet_equals_the_adapter_loaded_one(tiny_model_dir: Path, adapters: dict[str, Path]) -> None:
-    unet = load(tiny_model_dir, [f"{adapters['jazz']}=0.7", f"{adapters['lofi']}=0.3"])
+    backbone = load(tiny_model_dir, [f"{adapters['jazz']}=0.7", f"{adapters['lofi']}=0.3"])
+    unet = backbone.unet
     expected = unet_output(unet)
-    fuse_adapters(unet, ["jazz", "lofi"])
+    fuse_adapters(backbone, ["jazz", "lofi"])
     assert not any("lora" in name for name in unet.state_dict())
     torch.testing.assert_close(unet_output(unet), expected, atol=1e-5, rtol=0)
 
 
 def test_adapter_for_another_base_is_refused_by_name(tiny_model_dir: Path, adapters: dict[str, Path]) -> None:
-    unet = UNet2DConditionModel.from_pretrained(tiny_model_dir, subfolder="unet")
+    backbone = load_backbone(str(tiny_model_dir))
+    unet = backbone.unet
     good, bad = (read_adapter(parse_adapter_spec(str(adapters[n]))) for n in ("jazz", "other"))
     with pytest.raises(AdapterError) as caught:
-        load_adapters(unet, [good, bad], "my-tiny-base")
+        load_adapters(backbone, [good, bad], "my-tiny-base")
     message = str(caught.value)
     assert "Adapter 'other'" in message and str(adapters["other"]) in message
     assert "'my-tiny-base'" in message and "someone/other-audioldm" in message

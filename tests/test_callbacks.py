@@ -15,6 +15,7 @@ from lightning.pytorch.loggers import CSVLogger
 from callbacks import AdapterExport, AutoOfflineWandbLogger
 from callbacks.ab_sampling import ABSampling
 from callbacks.adapter_health import AdapterHealth, lora_update_norms
+from lightning_modules.adapter_sites import site_layers
 from callbacks.evaluation import GenreEvaluation
 from datamodules import GenreAudioDataModule
 from lightning_modules.module import AudioLDMLoRA
@@ -96,11 +97,11 @@ def test_adapter_health_reports_the_update_norm(csv_run) -> None:
     trainer, module, _, _, _ = csv_run
     rows = [r for r in metric_rows(Path(trainer.log_dir)) if r.get("lora/update_norm_total")]
     assert rows and float(rows[-1]["lora/update_norm_total"]) > 0
-    norms = lora_update_norms(module.unet)
+    norms = lora_update_norms(site_layers(module.backbone))
     expected = sum(v * v for v in norms.values()) ** 0.5
     assert float(rows[-1]["lora/update_norm_total"]) == pytest.approx(expected, rel=1e-5)
     fresh = make_module(Path(module.hparams.pretrained_model))
-    assert all(v == 0 for v in lora_update_norms(fresh.unet).values())  # B = 0 at start: no update yet
+    assert all(v == 0 for v in lora_update_norms(site_layers(fresh.backbone)).values())  # B = 0 at start: no update yet
 
 
 def test_test_command_writes_the_paper_table(csv_run, tiny_model_dir: Path, synthetic_root: Path) -> None:

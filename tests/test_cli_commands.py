@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from audioldm_lora.cli import build_cli
+from audioldm_lora.lightning_cli import build_cli
 from datamodules.manifest import DataSourceError
 from tests.cli_helpers import tiny_args
 

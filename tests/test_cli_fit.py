@@ -13,7 +13,7 @@ from lightning import Callback
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from transformers import ClapTextModelWithProjection, SpeechT5HifiGan
 
-from audioldm_lora.cli import build_cli
+from audioldm_lora.lightning_cli import build_cli
 from callbacks.checkpoint_io import AtomicCheckpointIO
 from lightning_modules.lora import ADAPTER_WEIGHTS
 from tests.cli_helpers import tiny_args
@@ -82,6 +82,11 @@ def test_adapter_info_records_the_run(fitted, synthetic_root: Path) -> None:
     assert set(info["target_modules"]) == {"to_q", "to_k", "to_v", "to_out.0"}
     assert info["genres"] == ["boom_bap", "chiptune", "gugak"]
     assert info["data_config"]["root"] == str(synthetic_root)
+    assert info["backbone"] == "audioldm"
+    unet = info["sites"]["unet"]
+    assert (unet["rank"], unet["alpha"], unet["targets"]) == (4, 4.0, "attention")
+    assert unet["target_modules"] == info["target_modules"]
+    assert unet["trainable_parameters"] == info["trainable_parameters"] > 0
 
 
 class RecordStart(Callback):

@@ -13,7 +13,7 @@ from datamodules import GenreAudioDataModule
 from datamodules.dataset import clip_to_log_mel
 from datamodules.features import num_frames
 from datamodules.manifest import DataSourceError, read_csv_manifest, scan_genre_folders
-from datamodules.synthetic import STYLES, synthesize_clip, write_synthetic_dataset
+from audioldm_demo.synthetic import STYLES, synthesize_clip, write_synthetic_dataset
 
 
 def test_synthetic_dataset_is_deterministic_and_labelled(tmp_path: Path) -> None:

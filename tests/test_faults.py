@@ -80,9 +80,10 @@ def kill_writer_midway(script: str, args: list[str], delay: float, env: dict[str
 WRITER = """
 import sys, torch
 from diffusers import UNet2DConditionModel
+from lightning_modules.audioldm import UNET_PRESETS
 from lightning_modules.lora import add_lora, lora_parameters, save_adapter
 unet = UNet2DConditionModel.from_pretrained(sys.argv[1], subfolder="unet")
-add_lora(unet, rank=8, alpha=8, targets="all_linear")
+add_lora(unet, rank=8, alpha=8, targets="all_linear", presets=UNET_PRESETS)
 for p in lora_parameters(unet):
     p.data.fill_(0.01)
 save_adapter(unet, sys.argv[2], {"version": 0})

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from datamodules import GenreAudioDataModule
 from datamodules.errors import DataSourceError
 from datamodules.latent_cache import CacheReport, Encoders, build_latent_cache
-from datamodules.synthetic import synthesize_clip
+from audioldm_demo.synthetic import synthesize_clip
 
 
 class FakeEncoders:
@@ -113,13 +113,13 @@ def test_a_stale_cache_fails_with_the_fix(data: Path, tmp_path: Path) -> None:
 
 
 def test_cache_command_and_fit_without_the_encoders(tiny_model_dir: Path, synthetic_root: Path, tmp_path: Path) -> None:
-    from audioldm_lora.cli import build_cli
+    from audioldm_lora.lightning_cli import build_cli
     from audioldm_lora.commands.cache import main
     from tests.cli_helpers import CONFIG, tiny_args
 
     cache = tmp_path / "cache"
     overrides = [f"--set+=model.init_args.pretrained_model={tiny_model_dir}", f"--set+=data.init_args.root={synthetic_root}",
-                 "--set+=data.init_args.synthesize_if_missing=false", "--set+=data.init_args.duration=0.64"]
+                 "--set+=data.init_args.duration=0.64"]
     assert main(["--config", CONFIG, *overrides, "--cache_dir", str(cache), "--crops_per_file", "2"]) == 0
     cli = build_cli(tiny_args("fit", tiny_model_dir, synthetic_root, tmp_path, "--trainer.max_steps=3",
                               f"--data.init_args.latent_cache={cache}", "--data.init_args.cache_crops_per_file=2",

@@ -10,6 +10,7 @@ import torch
 from diffusers import UNet2DConditionModel
 from safetensors import safe_open
 
+from lightning_modules.audioldm import UNET_PRESETS
 from lightning_modules.lora import (
     ADAPTER_WEIGHTS,
     LoraConfigError,
@@ -35,7 +36,7 @@ def unet(tiny_model_dir: Path) -> UNet2DConditionModel:
     ],
 )
 def test_presets_adapt_exactly_their_layers(unet: UNet2DConditionModel, preset: str, expected: set[str]) -> None:
-    add_lora(unet, rank=2, alpha=4, targets=preset)
+    add_lora(unet, rank=2, alpha=4, targets=preset, presets=UNET_PRESETS)
     adapted = {name.rsplit(".lora_A", 1)[0] for name, _ in unet.named_modules() if name.endswith("lora_A")}
     suffixes = {n.split(".")[-1] if not n.endswith(".0") else "to_out.0" for n in adapted}
     assert suffixes == expected
@@ -45,13 +46,13 @@ def test_presets_adapt_exactly_their_layers(unet: UNet2DConditionModel, preset: 
 
 def test_all_linear_covers_every_linear_layer(unet: UNet2DConditionModel) -> None:
     linear = {n for n, m in unet.named_modules() if isinstance(m, torch.nn.Linear)}
-    assert set(resolve_target_modules(unet, "all_linear")) == linear
+    assert set(resolve_target_modules(unet, "all_linear", UNET_PRESETS)) == linear
 
 
 def test_lora_starts_as_identity_and_counts_parameters(unet: UNet2DConditionModel) -> None:
     x, t, e = torch.randn(1, 8, 8, 16), torch.tensor([10]), torch.randn(1, 32)
     before = unet(x, t, encoder_hidden_states=None, class_labels=e).sample
-    add_lora(unet, rank=4, alpha=4, targets="paper", init="gaussian")
+    add_lora(unet, rank=4, alpha=4, targets="paper", init="gaussian", presets=UNET_PRESETS)
     after = unet(x, t, encoder_hidden_states=None, class_labels=e).sample
     torch.testing.assert_close(before, after)  # B starts at zero
     params = lora_parameters(unet)
@@ -77,11 +78,11 @@ def test_lora_starts_as_identity_and_counts_parameters(unet: UNet2DConditionMode
 def test_bad_lora_settings_are_explained(unet: UNet2DConditionModel, kwargs: dict, message: str) -> None:
     settings = {"rank": 2, "alpha": 4.0, "targets": "paper"} | kwargs
     with pytest.raises(LoraConfigError, match=message):
-        add_lora(unet, **settings)
+        add_lora(unet, **settings, presets=UNET_PRESETS)
 
 
 def test_saved_adapter_loads_in_plain_diffusers(unet: UNet2DConditionModel, tiny_model_dir: Path, tmp_path: Path) -> None:
-    add_lora(unet, rank=2, alpha=8, targets="attention")
+    add_lora(unet, rank=2, alpha=8, targets="attention", presets=UNET_PRESETS)
     torch.manual_seed(0)
     for p in lora_parameters(unet):
         p.data.normal_(0, 0.2)
@@ -103,7 +104,7 @@ def test_saved_adapter_loads_in_plain_diffusers(unet: UNet2DConditionModel, tiny
 
 
 def test_nan_adapter_is_never_written(unet: UNet2DConditionModel, tmp_path: Path) -> None:
-    add_lora(unet, rank=2, alpha=2)
+    add_lora(unet, rank=2, alpha=2, targets="paper", presets=UNET_PRESETS)
     lora_parameters(unet)[0].data.fill_(float("nan"))
     with pytest.raises(FloatingPointError):
         save_adapter(unet, tmp_path / "nan", {})
@@ -114,7 +115,7 @@ def test_nan_adapter_is_never_written(unet: UNet2DConditionModel, tmp_path: Path
 def test_conditioning_preset_makes_the_update_depend_on_the_prompt(unet: UNet2DConditionModel) -> None:
     """With ``attention_conditioning`` an adapter can change one prompt's output and leave another's: here only the
     class-embedding LoRA is non-zero and acts on prompt a alone (b is orthogonal to its A matrix)."""
-    add_lora(unet, rank=1, alpha=1, targets="attention_conditioning")
+    add_lora(unet, rank=1, alpha=1, targets="attention_conditioning", presets=UNET_PRESETS)
     x, t = torch.randn(1, 8, 8, 16), torch.tensor([10])
     a, b = torch.zeros(1, 32), torch.zeros(1, 32)
     a[0, 0], b[0, 1] = 1.0, 1.0

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lightning_modules.components import encode_text
+from lightning_modules.backbone import conditioning_rows
 from lightning_modules.module import AudioLDMLoRA
 from lightning_modules.prior_preservation import generate_prior_set
 from lightning_modules.sampler import sample_latents, seeded_generators
@@ -33,7 +33,7 @@ def test_prior_set_is_the_base_models_samples_with_fixed_seeds(module: AudioLDML
     prior = module.prior_set(SHAPE)
     assert prior.latents.shape == (6, *SHAPE)
     assert prior.prompts == ("techno music",) * 3 + ("boom bap music",) * 3
-    parts = module.components
+    parts = module.backbone
     parts.unet.eval()
     parts.unet.disable_adapters()
     try:
@@ -45,16 +45,16 @@ def test_prior_set_is_the_base_models_samples_with_fixed_seeds(module: AudioLDML
     with_adapter = sample_latents(parts, list(prior.prompts), (6, *SHAPE), 3, module.hparams.guidance_scale,
                                   generator=seeded_generators([7, 8, 9, 7, 8, 9]), scheduler="ddim")
     assert not torch.allclose(prior.latents, with_adapter, atol=1e-4)  # the adapter was really off
-    torch.testing.assert_close(prior.text_embeds, encode_text(parts.text_encoder, parts.tokenizer, list(prior.prompts)))
+    torch.testing.assert_close(prior.conditioning, parts.encode_prompts(list(prior.prompts)))
 
 
 def test_prior_set_does_not_depend_on_batch_size_or_touch_the_global_rng(module: AudioLDMLoRA) -> None:
     module.unet.train()
     state = torch.get_rng_state()
-    one = generate_prior_set(module.components, PROMPTS, 3, SHAPE, 3, 2.5, "ddim", 7, batch_size=1)
+    one = generate_prior_set(module.backbone, PROMPTS, 3, SHAPE, 3, 2.5, "ddim", 7, batch_size=1)
     assert torch.equal(torch.get_rng_state(), state)
     assert module.unet.training  # mode restored
-    many = generate_prior_set(module.components, PROMPTS, 3, SHAPE, 3, 2.5, "ddim", 7, batch_size=16)
+    many = generate_prior_set(module.backbone, PROMPTS, 3, SHAPE, 3, 2.5, "ddim", 7, batch_size=16)
     torch.testing.assert_close(one.latents, many.latents, atol=1e-4, rtol=1e-4)  # batched float sums
 
 
@@ -65,7 +65,7 @@ def test_training_step_adds_the_weighted_prior_loss(module: AudioLDMLoRA) -> Non
     torch.manual_seed(11)
     total = module.training_step(batch, 0)
     torch.manual_seed(11)  # replay the same random draws piece by piece
-    latents, embeds = module.batch_latents_and_embeddings(batch)
+    latents, embeds = module.batch_latents_and_conditioning(batch)
     drop = torch.rand(2) < module.hparams.caption_dropout
     instance = module.diffusion_loss(latents, embeds, drop)
     prior = module.prior_loss(latents)
@@ -101,11 +101,11 @@ def test_distillation_loss_measures_the_adapters_change_and_trains_only_lora(mod
     drop = torch.zeros(2, dtype=torch.bool)
     loss = module.distillation_loss(latents, embeds, drop, torch.Generator().manual_seed(3))
     # The same noisy input by hand: the adapter's prediction against the base model's.
-    noisy, _, timesteps = module.noised(latents, torch.Generator().manual_seed(3))
+    noised = module.objective.noised(latents, torch.Generator().manual_seed(3))
     with torch.no_grad():
-        lora = module.predict_noise(noisy, timesteps, embeds)
+        lora = module.backbone.predict_noise(noised.noisy, noised.timesteps, embeds)
         module.unet.disable_adapters()
-        base = module.predict_noise(noisy, timesteps, embeds)
+        base = module.backbone.predict_noise(noised.noisy, noised.timesteps, embeds)
         module.unet.enable_adapters()
     torch.testing.assert_close(loss.detach(), torch.mean((lora - base) ** 2))
     assert loss.item() > 0
@@ -130,11 +130,11 @@ def test_training_step_with_the_base_model_target_adds_the_distillation_loss(tin
     torch.manual_seed(5)
     total = module.training_step(batch, 0)
     torch.manual_seed(5)
-    latents, embeds = module.batch_latents_and_embeddings(batch)
+    latents, embeds = module.batch_latents_and_conditioning(batch)
     drop = torch.rand(2) < module.hparams.caption_dropout
     instance = module.diffusion_loss(latents, embeds, drop)
     prior = module.prior_set(SHAPE)
     rows = torch.randint(0, len(prior), (2,))
     prior_drop = torch.rand(2) < module.hparams.caption_dropout
-    distilled = module.distillation_loss(prior.latents[rows], prior.text_embeds[rows], prior_drop)
+    distilled = module.distillation_loss(prior.latents[rows], conditioning_rows(prior.conditioning, rows), prior_drop)
     torch.testing.assert_close(total, instance + 3.0 * distilled)

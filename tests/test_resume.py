@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from audioldm_lora.cli import build_cli
+from audioldm_lora.lightning_cli import build_cli
 from tests.cli_helpers import tiny_args
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lightning_modules.components import load_components
+from lightning_modules.backbone import load_backbone
 from lightning_modules.sampler import SCHEDULERS, generate, seeded_generators
 
 PROMPTS = ["boom bap hip hop music", "gugak music, plucked pentatonic melody"]
@@ -24,7 +24,7 @@ def pipeline(tiny_model_dir: Path):
 
 @pytest.mark.parametrize(("guidance", "negative"), [(2.5, None), (1.0, None), (3.0, "noise")])
 def test_sampler_equals_audioldm_pipeline(pipeline, tiny_model_dir: Path, guidance: float, negative: str | None) -> None:
-    parts = load_components(str(tiny_model_dir))
+    parts = load_backbone(str(tiny_model_dir))
     reference = pipeline(
         PROMPTS,
         num_inference_steps=6,
@@ -47,7 +47,7 @@ def test_sampler_equals_audioldm_pipeline(pipeline, tiny_model_dir: Path, guidan
 
 
 def test_per_clip_seeds_make_clips_independent_of_their_batch(tiny_model_dir: Path) -> None:
-    parts = load_components(str(tiny_model_dir))
+    parts = load_backbone(str(tiny_model_dir))
     both = generate(parts, PROMPTS, 1.28, num_inference_steps=4, generator=seeded_generators([1, 2]))
     second = generate(parts, PROMPTS[1:], 1.28, num_inference_steps=4, generator=seeded_generators([2]))
     torch.testing.assert_close(both[1:], second, atol=1e-5, rtol=0)
@@ -55,14 +55,14 @@ def test_per_clip_seeds_make_clips_independent_of_their_batch(tiny_model_dir: Pa
 
 @pytest.mark.parametrize("name", sorted(SCHEDULERS))
 def test_every_named_scheduler_runs(tiny_model_dir: Path, name: str) -> None:
-    parts = load_components(str(tiny_model_dir))
+    parts = load_backbone(str(tiny_model_dir))
     audio = generate(parts, PROMPTS[:1], 0.64, num_inference_steps=4, scheduler=name, generator=seeded_generators([0]))
     assert audio.shape == (1, 10240)
     assert torch.isfinite(audio).all()
 
 
 def test_bad_sampler_arguments(tiny_model_dir: Path) -> None:
-    parts = load_components(str(tiny_model_dir))
+    parts = load_backbone(str(tiny_model_dir))
     with pytest.raises(ValueError, match="Unknown sampler scheduler 'magic'"):
         generate(parts, PROMPTS, 1.0, scheduler="magic")
     with pytest.raises(ValueError, match="shorter than the model's minimum"):

@@ -11,12 +11,13 @@ import torch
 from safetensors.torch import load_file
 
 from audioldm_lora.cli import main
-from lightning_modules.components import COMPONENTS, ModelLoadError, encode_text, load_components
-from lightning_modules.tiny import build_tiny_audioldm
+from lightning_modules.audioldm import COMPONENTS, encode_text
+from lightning_modules.backbone import ModelLoadError, load_backbone
+from audioldm_demo.tiny import build_tiny_audioldm
 
 
 def test_tiny_model_has_real_geometry(tiny_model_dir: Path) -> None:
-    parts = load_components(str(tiny_model_dir))
+    parts = load_backbone(str(tiny_model_dir))
     assert math.prod(parts.vocoder.config.upsample_rates) == 160
     assert parts.sampling_rate == 16000
     assert parts.vae_scale_factor == 4
@@ -41,7 +42,7 @@ def test_tiny_model_is_deterministic(tiny_model_dir: Path, tmp_path: Path) -> No
 
 
 def test_text_embeddings_are_normalised_and_padding_free(tiny_model_dir: Path) -> None:
-    parts = load_components(str(tiny_model_dir))
+    parts = load_backbone(str(tiny_model_dir))
     embeds = encode_text(parts.text_encoder, parts.tokenizer, ["boom bap hip hop music", "jazz", ""])
     assert embeds.shape == (3, 32)
     torch.testing.assert_close(embeds.norm(dim=-1), torch.ones(3))
@@ -57,12 +58,12 @@ def test_missing_component_is_named(tiny_model_dir: Path, tmp_path: Path) -> Non
     shutil.copytree(tiny_model_dir, broken)
     shutil.rmtree(broken / "vocoder")
     with pytest.raises(ModelLoadError, match="lacks the component folder.*vocoder"):
-        load_components(str(broken))
+        load_backbone(str(broken))
 
 
 def test_unusable_model_name_is_rejected() -> None:
     with pytest.raises(ModelLoadError, match="neither an existing directory nor a hub id"):
-        load_components("./no/such/model")
+        load_backbone("./no/such/model")
 
 
 def test_build_tiny_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

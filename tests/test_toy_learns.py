@@ -2,7 +2,7 @@
 
 `make demo` with fixed seeds: build the toy base on synthetic genres A..E (the demo's recipe), fine-tune a LoRA on
 genre F through the real LightningCLI with configs/demo.yaml (callbacks on), then score base against LoRA on the
-same prompts and seeds (lightning_modules/toy_eval.py). Unlike the random tiny model's tests, this fails on a wrong
+same prompts and seeds (audioldm_demo/toy_eval.py). Unlike the random tiny model's tests, this fails on a wrong
 noise schedule, swapped conditioning or a mis-scaled latent: F would not improve.
 """
 
@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from audioldm_lora.cli import main as cli_main
-from audioldm_lora.commands.build_toy_base import main as build_main
-from lightning_modules.toy_base import ToyRecipe, read_recipe
-from lightning_modules.toy_eval import POOLED, ToyEvalResult, ToyEvalSettings, evaluate_adapter, result_markdown
+from audioldm_demo.commands.build_toy_base import main as build_main
+from audioldm_demo.toy_base import ToyRecipe, read_recipe
+from audioldm_demo.toy_eval import POOLED, ToyEvalResult, ToyEvalSettings, evaluate_adapter, result_markdown
 
 pytestmark = pytest.mark.slow
 

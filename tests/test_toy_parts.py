@@ -9,11 +9,12 @@ import pytest
 import torch
 
 from datamodules.features import log_mel_spectrogram
-from datamodules.synthetic_mels import synthetic_waveforms
-from lightning_modules.components import load_components, vocoder_class
-from lightning_modules.griffin_lim_vocoder import GriffinLimVocoder
-from lightning_modules.toy_base import RECIPE_FILE, ToyBaseError, ToyRecipe, ensure_toy_base, read_recipe
-from lightning_modules.toy_eval import POOLED, ToyEvalSettings, kad_failures
+from audioldm_demo.synthetic_mels import synthetic_waveforms
+from lightning_modules.audioldm import vocoder_class
+from lightning_modules.backbone import load_backbone
+from audioldm_demo.griffin_lim_vocoder import GriffinLimVocoder
+from audioldm_demo.toy_base import RECIPE_FILE, ToyBaseError, ToyRecipe, ensure_toy_base, read_recipe
+from audioldm_demo.toy_eval import POOLED, ToyEvalSettings, kad_failures
 
 # A recipe that builds in seconds: it proves the cache and the directory, not the learning (test_toy_learns does).
 QUICK = ToyRecipe().with_overrides(clips_per_genre=2, vae_steps=2, unet_steps=2, vae_batch_size=2, unet_batch_size=2)
@@ -36,7 +37,7 @@ def test_vocoder_class_follows_model_index(tmp_path: Path) -> None:
     from transformers import SpeechT5HifiGan
 
     assert vocoder_class(None) is SpeechT5HifiGan
-    (tmp_path / "model_index.json").write_text(json.dumps({"vocoder": ["lightning_modules", "GriffinLimVocoder"]}))
+    (tmp_path / "model_index.json").write_text(json.dumps({"vocoder": ["audioldm_demo", "GriffinLimVocoder"]}))
     assert vocoder_class(tmp_path) is GriffinLimVocoder
     (tmp_path / "model_index.json").write_text(json.dumps({"vocoder": ["evil_module", "os.system"]}))
     assert vocoder_class(tmp_path) is SpeechT5HifiGan  # only project classes are ever imported by name
@@ -50,7 +51,7 @@ def test_toy_base_is_cached_by_recipe_and_loads_as_audioldm(tmp_path: Path) -> N
     assert read_recipe(directory) == QUICK
     measured = json.loads((directory / RECIPE_FILE).read_text())["measured"]
     assert measured["training_clips"] == 2 * len(QUICK.genres) and measured["scaling_factor"] > 0
-    parts = load_components(str(directory))
+    parts = load_backbone(str(directory))
     assert isinstance(parts.vocoder, GriffinLimVocoder)
     assert parts.vae.config.scaling_factor == pytest.approx(measured["scaling_factor"])
 
@@ -90,7 +91,7 @@ def test_verdict_names_each_missed_target() -> None:
 
 def test_toy_report_writes_the_table_and_checks_the_targets(tmp_path: Path) -> None:
     """A random adapter on a barely trained toy base: the report is written, and --check exits 1 iff a target fails."""
-    from audioldm_lora.commands.toy_report import main as toy_report
+    from audioldm_demo.commands.toy_report import main as toy_report
     from lightning_modules.module import AudioLDMLoRA
 
     base = ensure_toy_base(tmp_path / "toy", QUICK)
@@ -118,8 +119,8 @@ def test_demo_config_preserves_exactly_the_prompts_the_toy_base_knows() -> None:
     and bell_choir in the demo), and the LoRA data is the held-out genre under the same caption template."""
     import yaml
 
-    from datamodules.synthetic_mels import genre_caption
-    from lightning_modules.toy_base import BASE_GENRES, HELD_OUT_GENRE
+    from audioldm_demo.synthetic_mels import genre_caption
+    from audioldm_demo.toy_base import BASE_GENRES, HELD_OUT_GENRE
 
     config = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / "demo.yaml").read_text())
     recipe = ToyRecipe()

@@ -27,9 +27,10 @@ def test_frozen_parts_stay_in_eval_mode_without_gradients(module: AudioLDMLoRA) 
 
 
 def test_conditioning_is_normalised_clap_text_embeds(module: AudioLDMLoRA) -> None:
-    tokens = module.tokenizer(["gugak music"], return_tensors="pt")
+    tokens = module.backbone.tokenizer(["gugak music"], return_tensors="pt")
     raw = module.text_encoder(**tokens).text_embeds
-    torch.testing.assert_close(module.encode_prompts(["gugak music"]), F.normalize(raw, dim=-1))
+    assert module.encode_prompts(["gugak music"]).keys() == {"class_labels"}
+    torch.testing.assert_close(module.encode_prompts(["gugak music"])["class_labels"], F.normalize(raw, dim=-1))
 
 
 def test_loss_is_epsilon_mse_with_class_labels(module: AudioLDMLoRA) -> None:
@@ -41,9 +42,9 @@ def test_loss_is_epsilon_mse_with_class_labels(module: AudioLDMLoRA) -> None:
     g = torch.Generator().manual_seed(3)
     noise = torch.randn(latents.shape, generator=g)
     t = torch.randint(0, 1000, (2,), generator=g)
-    noisy = module.noise_scheduler.add_noise(latents, noise, t)
+    noisy = module.objective.scheduler.add_noise(latents, noise, t)
     with torch.no_grad():
-        pred = module.unet(noisy, t, encoder_hidden_states=None, class_labels=embeds).sample
+        pred = module.unet(noisy, t, encoder_hidden_states=None, class_labels=embeds["class_labels"]).sample
     torch.testing.assert_close(loss.detach(), F.mse_loss(pred, noise))
 
 
@@ -79,7 +80,7 @@ def test_weighted_mse() -> None:
 
 def test_clip_length_must_fit_the_vae(module: AudioLDMLoRA) -> None:
     with pytest.raises(ValueError, match="not a multiple of the VAE factor 4"):
-        module.encode_mel(torch.zeros(1, 101, 64))
+        module.backbone.encode_mel(torch.zeros(1, 101, 64))
 
 
 def test_checkpoint_for_another_lora_config_is_refused(module: AudioLDMLoRA, tiny_model_dir: Path) -> None:
@@ -95,9 +96,9 @@ def test_latent_cache_batch_matches_the_audio_path(module: AudioLDMLoRA) -> None
     mel = torch.randn(2, 16, 64)
     posterior = module.vae.encode(mel.unsqueeze(1)).latent_dist
     cached = {"latent_mean": posterior.mean, "latent_logvar": posterior.logvar,
-              "text_embeds": module.encode_prompts(["a", "b"])}
-    from_cache = module.batch_latents_and_embeddings(cached, torch.Generator().manual_seed(0))
-    from_audio = module.batch_latents_and_embeddings({"mel": mel, "caption": ["a", "b"]}, torch.Generator().manual_seed(0))
+              **module.backbone.conditioning_for_cache(module.encode_prompts(["a", "b"]))}
+    from_cache = module.batch_latents_and_conditioning(cached, torch.Generator().manual_seed(0))
+    from_audio = module.batch_latents_and_conditioning({"mel": mel, "caption": ["a", "b"]}, torch.Generator().manual_seed(0))
     torch.testing.assert_close(from_cache[0], from_audio[0])
     torch.testing.assert_close(from_cache[1], from_audio[1])
 

@@ -4,8 +4,6 @@ is loaded, loading base plus adapters, and turning the errors a user can fix int
 
 from __future__ import annotations
 
-import os
-import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -13,9 +11,10 @@ from pathlib import Path
 import torch
 from jsonargparse import ArgumentParser, Namespace
 
+from datamodules.atomic_files import ensure_publishable
 from lightning_modules.adapter_files import AdapterError, AdapterFile, parse_adapter_specs, read_adapter
 from lightning_modules.adapters import load_adapters
-from lightning_modules.components import AudioLDMComponents, ModelLoadError, load_components
+from lightning_modules.backbone import Backbone, ModelLoadError, load_backbone
 from lightning_modules.hub import HubUploadError
 from lightning_modules.model_card import ModelCardError
 
@@ -24,7 +23,7 @@ class CommandInputError(ValueError):
     """Bad input to a tool (empty prompts file, occupied --out ...); the message says what to fix."""
 
 
-USER_ERRORS = (CommandInputError, AdapterError, ModelLoadError, ModelCardError, HubUploadError)
+USER_ERRORS = (CommandInputError, AdapterError, ModelLoadError, ModelCardError, HubUploadError, FileExistsError)
 
 
 def add_model_arguments(parser: ArgumentParser) -> None:
@@ -64,30 +63,12 @@ def resolve_base(base: str | None, adapters: list[AdapterFile]) -> str:
 
 
 def check_output_directory(out: Path, overwrite: bool) -> None:
-    """Refuse an ``--out`` that holds files unless ``overwrite`` (it is then replaced as a whole at the end)."""
-    if out.exists() and not out.is_dir():
-        raise CommandInputError(f"--out {out} exists and is not a folder.")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise CommandInputError(f"--out {out} already holds files; choose a new folder or pass --overwrite.")
-
-
-def swap_in_directory(staging: Path, out: Path) -> None:
-    """Rename the complete ``staging`` folder to ``out``; an existing ``out`` is moved aside first, then deleted.
-
-    One rename when ``out`` is new, so ``out`` appears complete or not at all. (The adapter export replaces files
-    one by one instead, because its folder must never disappear; an output folder of clips or a merged model must
-    never be partial.) The folder gets the usual permissions (umask), not the staging folder's private 0700.
-    """
-    umask = os.umask(0)
-    os.umask(umask)
-    staging.chmod(0o777 & ~umask)
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        out.rename(old)
-        staging.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        staging.rename(out)
+    """Refuse an ``--out`` that is a file or holds files unless ``--overwrite``, before any model is loaded (the
+    folder is then replaced as a whole at the end: :func:`datamodules.atomic_files.staged_directory`)."""
+    try:
+        ensure_publishable(out, overwrite)
+    except FileExistsError as error:
+        raise CommandInputError(f"--out: {error} (--overwrite replaces it)") from error
 
 
 def default_device() -> str:
@@ -95,13 +76,13 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def load_model(base: str, adapters: list[AdapterFile], device: str) -> AudioLDMComponents:
-    """Load the base AudioLDM, then the adapters into its UNet at their weights, on ``device``, in eval mode."""
-    components = load_components(base)
-    load_adapters(components.unet, adapters, base)
-    for module in (components.vae, components.text_encoder, components.unet, components.vocoder):
+def load_model(base: str, adapters: list[AdapterFile], device: str) -> Backbone:
+    """Load the base model, then the adapters into its sites at their weights, on ``device``, in eval mode."""
+    backbone = load_backbone(base)
+    load_adapters(backbone, adapters, base)
+    for module in backbone.named_modules().values():
         module.to(device).eval()
-    return components
+    return backbone
 
 
 def run_tool(name: str, parser: ArgumentParser, argv: list[str] | None, run: Callable[[Namespace], int]) -> int:

@@ -12,11 +12,8 @@ in :mod:`datamodules.latent_cache`, which receives the encoders as functions and
 
 from __future__ import annotations
 
-import hashlib
 import importlib
-import json
 import sys
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -29,12 +26,9 @@ from audioldm_lora.commands.run_config import (
 )
 from datamodules.datamodule import GenreAudioDataModule
 from datamodules.errors import DataSourceError
-from datamodules.latent_cache import Encoders, build_latent_cache, fingerprint_module
-from lightning_modules.components import (
-    AudioLDMComponents,
-    encode_text,
-    load_components,
-)
+from datamodules.latent_cache import Encoders, build_latent_cache
+from lightning_modules.backbone import Backbone
+from lightning_modules.module import AudioLDMLoRA
 
 
 def build_parser() -> ArgumentParser:
@@ -63,49 +57,53 @@ def make_datamodule(config: dict[str, Any], crops: int) -> GenreAudioDataModule:
     return cls(**args)
 
 
-def model_identity(config: dict[str, Any], parts: AudioLDMComponents) -> dict[str, Any]:
+def model_class(config: dict[str, Any]) -> type[AudioLDMLoRA]:
+    """The config's LightningModule class (``model.class_path``), whose ``load_backbone`` loads the base model."""
+    section = config.get("model") or {}
+    class_path = section.get("class_path", "lightning_modules.AudioLDMLoRA") if isinstance(section, dict) else ""
+    module_name, _, class_name = class_path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError, ValueError) as error:
+        raise RunConfigError(f"model.class_path {class_path!r} cannot be imported: {error}") from error
+    if not (isinstance(cls, type) and issubclass(cls, AudioLDMLoRA)):
+        raise RunConfigError(f"model.class_path {class_path} is not an AudioLDMLoRA; the cache needs its backbone.")
+    return cls
+
+
+def model_identity(config: dict[str, Any], backbone: Backbone) -> dict[str, Any]:
     """Name, revision and weight fingerprints of the encoders (keys of the cached entries)."""
     model = section_init_args(config, "model")
-    vocabulary = json.dumps(sorted(parts.tokenizer.get_vocab().items())).encode()
     return {
         "name": model.get("pretrained_model", "cvssp/audioldm-s-full-v2"),
         "revision": model.get("revision"),
-        "audio_id": fingerprint_module(parts.vae),
-        "text_id": fingerprint_module(parts.text_encoder) + hashlib.blake2b(vocabulary, digest_size=8).hexdigest(),
-        "scaling_factor": float(parts.vae.config.scaling_factor),
+        **backbone.identity(),
     }
 
 
-def load_model(config: dict[str, Any], device: str) -> AudioLDMComponents:
-    """The base model named by the config's model section (the tiny model is built when the config asks)."""
+def load_model(config: dict[str, Any], device: str) -> Backbone:
+    """The base model named by the config's model section, loaded as its LightningModule class loads it."""
     model = section_init_args(config, "model")
     name = model.get("pretrained_model", "cvssp/audioldm-s-full-v2")
-    if model.get("build_tiny_if_missing") and not Path(name).exists():
-        from lightning_modules.tiny import build_tiny_audioldm
-
-        build_tiny_audioldm(name)
-    parts = load_components(name, revision=model.get("revision"))
-    for module in (parts.vae, parts.text_encoder):
+    backbone = model_class(config).load_backbone(name, model.get("revision"))
+    for module in backbone.frozen_modules():
         module.to(device).eval().requires_grad_(False)  # loaded in float32: the cache is computed in full precision
-    return parts
+    return backbone
 
 
-def make_encoders(parts: AudioLDMComponents, identity: dict[str, Any], device: str) -> Encoders:
-    """The VAE encoder and the text encoder as the functions the cache calls."""
-    factor = parts.vae_scale_factor
+def make_encoders(backbone: Backbone, identity: dict[str, Any]) -> Encoders:
+    """The VAE encoder and the text conditioning as the functions the cache calls."""
 
-    @torch.no_grad()
     def encode_audio(mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if mel.shape[1] % factor:
-            raise DataSourceError(
-                f"Clips of {mel.shape[1]} mel frames are not a multiple of the VAE factor {factor}; choose a duration "
-                f"whose frame count (100 per second) is divisible by {factor}, e.g. 10.24 s or 4.0 s."
-            )
-        posterior = parts.vae.encode(mel.unsqueeze(1).to(device)).latent_dist
+        try:
+            posterior = backbone.posterior(mel)
+        except ValueError as error:  # clip length the VAE cannot take: a data setting, named as such
+            raise DataSourceError(f"{error} (data.init_args.duration)") from error
         return posterior.mean.cpu(), posterior.logvar.cpu()
 
     def encode(captions: list[str]) -> torch.Tensor:
-        return encode_text(parts.text_encoder, parts.tokenizer, captions).cpu()
+        # AudioLDM's conditioning is one tensor, stored as ``text_embeds`` (AudioLDM2's streams need more fields).
+        return backbone.conditioning_for_cache(backbone.encode_prompts(captions))["text_embeds"]
 
     return Encoders(encode_audio, encode, identity)
 
@@ -123,8 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         datamodule = make_datamodule(config, crops)
         datamodule.prepare_data()
         datamodule.setup("fit")
-        parts = load_model(config, args.device)
-        encoders = make_encoders(parts, model_identity(config, parts), args.device)
+        backbone = load_model(config, args.device)
+        encoders = make_encoders(backbone, model_identity(config, backbone))
         report = build_latent_cache(
             cache_dir,
             datamodule.split_records(),

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,13 +32,12 @@ from audioldm_lora.commands.adapter_tools import (
     read_adapters,
     resolve_base,
     run_tool,
-    swap_in_directory,
 )
 from callbacks.prediction_writer import slugify
+from datamodules.atomic_files import staged_directory
 from datamodules.audio import save_audio
-from lightning_modules.components import AudioLDMComponents
-from lightning_modules.lora import staging_directory
-from lightning_modules.sampler import SCHEDULERS, check_duration, generate, seeded_generators
+from lightning_modules.backbone import Backbone
+from lightning_modules.sampler import SCHEDULERS, generate, seeded_generators
 
 MANIFEST = "generation.json"
 
@@ -109,7 +107,7 @@ def _progress(enabled: bool) -> Progress:
 
 def _write_clips(
     args: Namespace,
-    components: AudioLDMComponents,
+    backbone: Backbone,
     clips: list[tuple[str, int]],
     settings: dict[str, Any],
     staging: Path,
@@ -125,20 +123,20 @@ def _write_clips(
         for start in range(0, len(clips), args.batch_size):
             batch = clips[start : start + args.batch_size]
             waveforms = generate(
-                components,
+                backbone,
                 [prompt for prompt, _ in batch],
                 args.duration,
                 num_inference_steps=args.steps,
                 guidance_scale=args.guidance,
                 negative_prompt=args.negative_prompt,
-                generator=seeded_generators([seed for _, seed in batch], components.unet.device),
+                generator=seeded_generators([seed for _, seed in batch], backbone.unet.device),
                 scheduler=args.scheduler,
                 progress=step,
             ).cpu()
             for offset, ((prompt, seed), waveform) in enumerate(zip(batch, waveforms)):
                 index = start + offset
                 stem = f"{index:05d}_{slugify(prompt)}_seed{seed}"
-                save_audio(staging / f"{stem}.wav", waveform, components.sampling_rate)
+                save_audio(staging / f"{stem}.wav", waveform, backbone.sampling_rate)
                 sidecar = {"index": index, "prompt": prompt, "seed": seed, "file": f"{stem}.wav", **settings}
                 (staging / f"{stem}.json").write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
                 written.append({"index": index, "prompt": prompt, "seed": seed, "file": f"{stem}.wav"})
@@ -154,9 +152,9 @@ def run(args: Namespace) -> int:
     base = resolve_base(args.base, adapters)
     out = Path(args.out).expanduser()
     check_output_directory(out, args.overwrite)
-    components = load_model(base, adapters, args.device or default_device())
+    backbone = load_model(base, adapters, args.device or default_device())
     try:
-        check_duration(components, args.duration)
+        backbone.check_duration(args.duration)
     except ValueError as error:
         raise CommandInputError(f"--duration: {error}") from error
     settings = {
@@ -165,20 +163,15 @@ def run(args: Namespace) -> int:
         "guidance_scale": args.guidance,
         "scheduler": args.scheduler,
         "duration": args.duration,
-        "sample_rate": components.sampling_rate,
+        "sample_rate": backbone.sampling_rate,
         "base_model": base,
         "adapters": [a.spec.describe() for a in adapters],
     }
     clips = [(prompt, args.seed + i) for i, prompt in enumerate(p for p in prompts for _ in range(args.per_prompt))]
-    staging = staging_directory(out)
-    try:
-        written = _write_clips(args, components, clips, settings, staging)
+    with staged_directory(out, mode="folder", overwrite=args.overwrite) as staging:
+        written = _write_clips(args, backbone, clips, settings, staging)
         manifest = {**settings, "clips": written}
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        swap_in_directory(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     print(f"{len(written)} clip(s) written to {out}")
     return 0
 

@@ -12,7 +12,6 @@ at the end, so a failure leaves no partial model. Exit status 0 on success, 2 fo
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 from jsonargparse import ArgumentParser, Namespace
@@ -25,12 +24,10 @@ from audioldm_lora.commands.adapter_tools import (
     read_adapters,
     resolve_base,
     run_tool,
-    swap_in_directory,
 )
+from datamodules.atomic_files import staged_directory
 from lightning_modules.adapters import fuse_adapters
-from lightning_modules.export import write_audioldm_directory
 from lightning_modules.hub import push_folder
-from lightning_modules.lora import staging_directory
 from lightning_modules.model_card import merged_card, read_metrics, write_card
 
 MERGE_INFO = "merge_info.json"
@@ -59,20 +56,15 @@ def run(args: Namespace) -> int:
     out = Path(args.out).expanduser()
     check_output_directory(out, args.overwrite)
     metrics = read_metrics(args.metrics) if args.metrics else None
-    components = load_model(base, adapters, "cpu")
-    fuse_adapters(components.unet, [a.spec.name for a in adapters])
+    backbone = load_model(base, adapters, "cpu")
+    fuse_adapters(backbone, [a.spec.name for a in adapters])
     described = [(a.spec.describe(), a.info) for a in adapters]
-    staging = staging_directory(out)
-    try:
-        write_audioldm_directory(components, staging)
+    with staged_directory(out, mode="folder", overwrite=args.overwrite) as staging:
+        backbone.save_pretrained(staging)
         info = {"base_model": base, "adapters": [{**spec, "info": info} for spec, info in described]}
         (staging / MERGE_INFO).write_text(json.dumps(info, indent=2, default=str) + "\n", encoding="utf-8")
         if args.model_card:
             write_card(staging, merged_card(base, described, metrics, license=args.license, repo_id=args.push_to_hub))
-        swap_in_directory(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     print(f"Merged {', '.join(a.spec.name for a in adapters)} into {base}: {out}")
     if args.push_to_hub:
         print(f"Uploaded: {push_folder(out, args.push_to_hub, private=args.private)}")

@@ -18,11 +18,12 @@ import html
 import json
 import secrets
 import shutil
-import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from datamodules.atomic_files import staged_directory
 
 from .audio import Clip, read_clip, rms_normalise, write_wav
 from .degrade import degrade
@@ -283,24 +284,16 @@ def build_page(systems: list[str], out: str | Path, options: BuildOptions | None
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     key.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
     staged_key = key.parent / f".{key.name}.building"
     try:
-        (stage / "audio").mkdir()
-        sources = _write_audio(design, options, stage / "audio")
-        config = page_config(design, options)
-        _write_static(stage, config)
-        atomic_write_json(staged_key, key_document(design, options, sources))
-        if out.exists():
-            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            out.rename(trash / "old")
-            stage.rename(out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            stage.rename(out)
+        with staged_directory(out, mode="folder") as stage:
+            (stage / "audio").mkdir()
+            sources = _write_audio(design, options, stage / "audio")
+            config = page_config(design, options)
+            _write_static(stage, config)
+            atomic_write_json(staged_key, key_document(design, options, sources))
         staged_key.replace(key)
     except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
         staged_key.unlink(missing_ok=True)
         raise
     n_trials = sum(len(trials) for _, trials in design.blocks)

@@ -21,8 +21,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from datamodules.atomic_files import atomic_write_bytes
+
 from .analysis import Analysis
-from .fileio import atomic_write_bytes, atomic_write_json
+from .fileio import atomic_write_json
 from .plot import mos_chart
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from audioldm_lora.sweep.spec import SweepPoint
+from datamodules.atomic_files import atomic_write_json
 
 STATUS = "status.json"
 
@@ -27,10 +28,7 @@ def read_status(directory: Path) -> dict[str, Any]:
 
 
 def write_status(directory: Path, status: dict[str, Any]) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / f".{STATUS}.tmp"
-    tmp.write_text(json.dumps(status, indent=2, default=str) + "\n")
-    tmp.replace(directory / STATUS)
+    atomic_write_json(directory / STATUS, status, default=str)
 
 
 def summarize_error(lines: list[str]) -> str:

@@ -16,6 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from audioldm_lora.sweep.local import read_status  # noqa: E402
+from datamodules.atomic_files import atomic_write_bytes  # noqa: E402
 
 COLUMNS = ["point", "state", "rank", "alpha", "trainable_params", "adapter_mb", "steps_per_s", "peak_memory_mib",
            "val/clap", "val/clap_delta", "val/kad", "val/kad_delta", "error"]
@@ -115,7 +116,5 @@ def write_report(runs_dir: str | Path) -> dict[str, Path]:
     figure.savefig(png, format="png", dpi=100)
     plt.close(figure)
     for key, data in (("csv", buffer.getvalue().encode()), ("md", markdown(rows).encode()), ("heatmap", png.getvalue())):
-        tmp = out[key].with_name(f".{out[key].name}.tmp")
-        tmp.write_bytes(data)
-        tmp.replace(out[key])
+        atomic_write_bytes(out[key], data)
     return out

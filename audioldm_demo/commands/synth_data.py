@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from jsonargparse import ArgumentParser
 
-from datamodules.synthetic import STYLES, write_synthetic_dataset
+from audioldm_demo.synthetic import STYLES, write_synthetic_dataset
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,17 +2,16 @@
 
 It keeps the real geometry (16 kHz, hop 160, 64 mel bins, vocoder upsampling product 160, VAE factor 4) so that
 every shape-dependent code path runs as it does on cvssp/audioldm-s-full-v2, and it loads through the same
-``from_pretrained`` code (:func:`lightning_modules.components.load_components`).
+``from_pretrained`` code (:func:`lightning_modules.backbone.load_backbone`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import shutil
-import tempfile
 from pathlib import Path
 
+import diffusers
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers, decoders
@@ -23,6 +22,8 @@ from transformers import (
     SpeechT5HifiGan,
     SpeechT5HifiGanConfig,
 )
+
+from datamodules.atomic_files import staged_directory
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ def build_text_encoder(
     """A 2-layer CLAP text encoder with a 32-d projection by default (the real one: 12 layers, 512-d).
 
     ``initializer_factor`` scales CLAP's random init; at 1.0 every prompt gets nearly the same embedding (cosine
-    > 0.99), which the toy model (:mod:`lightning_modules.toy_base`), whose frozen random encoder must tell genres
+    > 0.99), which the toy model (:mod:`audioldm_demo.toy_base`), whose frozen random encoder must tell genres
     apart, avoids with a larger factor.
     """
     config = ClapTextConfig(
@@ -183,13 +184,9 @@ def build_tiny_audioldm(out_dir: str | Path, seed: int = 0, overwrite: bool = Fa
     The same seed gives bit-identical weights. Returns the directory.
     """
     out_dir = Path(out_dir).expanduser()
-    if out_dir.exists():
-        if not overwrite:
-            raise FileExistsError(f"{out_dir} already exists; pass overwrite=True (--overwrite) to rebuild it.")
-        shutil.rmtree(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    if out_dir.exists() and not overwrite:
+        raise FileExistsError(f"{out_dir} already exists; pass overwrite=True (--overwrite) to rebuild it.")
+    with staged_directory(out_dir, mode="folder", overwrite=overwrite) as staging:
         tokenizer = build_tokenizer()
         tokenizer.save_pretrained(staging / "tokenizer")
         builders = {
@@ -202,14 +199,8 @@ def build_tiny_audioldm(out_dir: str | Path, seed: int = 0, overwrite: bool = Fa
             torch.manual_seed(seed + offset)
             build().save_pretrained(staging / name)
         build_scheduler().save_pretrained(staging / "scheduler")
-        import diffusers
-
         (staging / "model_index.json").write_text(
             json.dumps({**MODEL_INDEX, "_diffusers_version": diffusers.__version__}, indent=2) + "\n"
         )
-        staging.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     log.info("Built tiny AudioLDM in %s", out_dir)
     return out_dir

@@ -4,7 +4,7 @@ Only for the offline toy model (``audioldm-lora build-toy-base``): it makes the 
 without a trained HiFi-GAN. It has the vocoder interface the sampler and AudioLDMPipeline use (``config.sampling_rate``,
 ``config.upsample_rates`` multiplying to the 160-sample hop, ``config.model_in_dim`` = 64 mel bins; input
 ``[B, frames, 64]``, output ``[B, frames * 160]``) and saves and loads as a diffusers model, so the toy directory
-loads through :func:`lightning_modules.components.load_components` like any AudioLDM.
+loads through :func:`lightning_modules.backbone.load_backbone` like any AudioLDM.
 
 It inverts exactly the recipe of :mod:`datamodules.features`: natural log of the Slaney mel magnitude (power 1) of a
 1024-point STFT with hop 160 at 16 kHz.
@@ -19,7 +19,7 @@ import torchaudio.transforms as T
 from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 
-from datamodules.features import F_MAX, F_MIN, HOP_LENGTH, N_FFT, N_MELS, SAMPLE_RATE, WIN_LENGTH
+from datamodules.features import F_MAX, F_MIN, N_FFT, N_MELS, SAMPLE_RATE, WIN_LENGTH
 
 
 class GriffinLimVocoder(ModelMixin, ConfigMixin):

@@ -6,13 +6,13 @@ They give tests and the offline demo data that a model can learn and a metric ca
 from __future__ import annotations
 
 import csv
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+
+from datamodules.atomic_files import staged_directory
 
 SAMPLE_RATE = 16_000
 
@@ -133,13 +133,9 @@ def write_synthetic_dataset(
     unknown = [g for g in genres if g not in STYLES]
     if unknown:
         raise ValueError(f"Unknown synthetic genre(s) {unknown}; available: {sorted(STYLES)}.")
-    if root.exists():
-        if not overwrite:
-            raise FileExistsError(f"{root} already exists; pass overwrite=True to rewrite it.")
-        shutil.rmtree(root)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
-    try:
+    if root.exists() and not overwrite:
+        raise FileExistsError(f"{root} already exists; pass overwrite=True to rewrite it.")
+    with staged_directory(root, mode="folder", overwrite=overwrite) as staging:
         rows = []
         for g_index, genre in enumerate(genres):
             (staging / genre).mkdir()
@@ -153,9 +149,5 @@ def write_synthetic_dataset(
             writer = csv.DictWriter(handle, fieldnames=["path", "caption", "genre"])
             writer.writeheader()
             writer.writerows(rows)
-        staging.rename(root)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return root
 

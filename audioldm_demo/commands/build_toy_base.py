@@ -1,6 +1,6 @@
 """``audioldm-lora build-toy-base DIR``: train the toy AudioLDM on synthetic genres A..E, once (cached by recipe).
 
-The toy base is what ``configs/demo.yaml`` adapts to the held-out genre F with LoRA (lightning_modules/toy_base.py).
+The toy base is what ``configs/demo.yaml`` adapts to the held-out genre F with LoRA (audioldm_demo/toy_base.py).
 A second call with the same recipe finds ``DIR/toy_base.json`` and returns at once.
 """
 
@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 from jsonargparse import ArgumentParser
 
-from lightning_modules.toy_base import ToyBaseError, ToyRecipe, build_toy_base, ensure_toy_base, read_recipe
-from lightning_modules.toy_training import log_progress
+from audioldm_demo.toy_base import ToyBaseError, ToyRecipe, build_toy_base, ensure_toy_base, read_recipe
+from audioldm_demo.toy_training import log_progress
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.monotonic()
     try:
         if args.overwrite:
-            if (found := read_recipe(args.directory)) is None and __import__("pathlib").Path(args.directory).exists():
+            if read_recipe(args.directory) is None and Path(args.directory).exists():
                 parser.error(f"{args.directory} exists and is not a toy AudioLDM; refusing to overwrite it.")
             path = build_toy_base(args.directory, recipe, overwrite=True, progress=log_progress(args.log_every))
         else:

@@ -1,7 +1,7 @@
 """Synthetic genre clips straight to memory: waveforms and AudioLDM log-mels, with no files in between.
 
 The toy AudioLDM build trains on thousands of short clips and its evaluation needs fresh reference clips; writing
-them as files (:func:`datamodules.synthetic.write_synthetic_dataset`) would only add I/O. Seeds are derived from
+them as files (:func:`audioldm_demo.synthetic.write_synthetic_dataset`) would only add I/O. Seeds are derived from
 ``(seed, genre, index)`` so that training, LoRA data and references can use disjoint seed ranges.
 """
 
@@ -13,7 +13,7 @@ import torch
 
 from datamodules.captions import render_caption
 from datamodules.dataset import clip_to_log_mel
-from datamodules.synthetic import STYLES, synthesize_clip
+from audioldm_demo.synthetic import STYLES, synthesize_clip
 
 
 def clip_seed(seed: int, genre: str, index: int) -> int:

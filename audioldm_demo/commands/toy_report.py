@@ -15,7 +15,7 @@ from pathlib import Path
 
 from jsonargparse import ArgumentParser
 
-from lightning_modules.toy_eval import ToyEvalSettings, evaluate_adapter, result_markdown
+from audioldm_demo.toy_eval import ToyEvalSettings, evaluate_adapter, result_markdown
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,6 @@
 """The toy AudioLDM: a small AudioLDM trained offline on five synthetic genres, so that LoRA has something to adapt.
 
-A random tiny model (:mod:`lightning_modules.tiny`) proves that the code runs; this one proves that it learns. The
+A random tiny model (:mod:`audioldm_demo.tiny`) proves that the code runs; this one proves that it learns. The
 build (``audioldm-lora build-toy-base``, a few minutes on two CPU cores, cached) trains
 
 - the VAE to reconstruct the AudioLDM log-mels of synthetic genres A..E (:data:`BASE_GENRES`), and sets its
@@ -9,9 +9,9 @@ build (``audioldm-lora build-toy-base``, a few minutes on two CPU cores, cached)
   ``text_embeds`` as ``class_labels``, captions dropped to "" so that classifier-free guidance works).
 
 The tokenizer and CLAP text encoder stay small, random and frozen (seeded), and the vocoder is Griffin-Lim
-(:class:`lightning_modules.griffin_lim_vocoder.GriffinLimVocoder`). Genre F (:data:`HELD_OUT_GENRE`) is never seen:
+(:class:`audioldm_demo.griffin_lim_vocoder.GriffinLimVocoder`). Genre F (:data:`HELD_OUT_GENRE`) is never seen:
 ``configs/demo.yaml`` teaches it with LoRA. The result is a normal diffusers AudioLDM directory that
-:func:`lightning_modules.components.load_components` loads, plus ``toy_base.json`` (the recipe and what the build
+:func:`lightning_modules.backbone.load_backbone` loads, plus ``toy_base.json`` (the recipe and what the build
 measured), which is the cache key: :func:`ensure_toy_base` rebuilds only when the recipe differs.
 """
 
@@ -20,8 +20,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,11 +30,12 @@ import numpy as np
 import torch
 from diffusers import DDPMScheduler
 
-from datamodules.synthetic_mels import genre_caption, synthetic_log_mels
-from lightning_modules.components import encode_text
-from lightning_modules.griffin_lim_vocoder import GriffinLimVocoder
-from lightning_modules.tiny import MODEL_INDEX, build_scheduler, build_text_encoder, build_tokenizer, build_unet, build_vae
-from lightning_modules.toy_training import Progress, encode_posteriors, latent_scaling_factor, train_unet, train_vae
+from audioldm_demo.griffin_lim_vocoder import GriffinLimVocoder
+from audioldm_demo.synthetic_mels import genre_caption, synthetic_log_mels
+from audioldm_demo.tiny import MODEL_INDEX, build_scheduler, build_text_encoder, build_tokenizer, build_unet, build_vae
+from audioldm_demo.toy_training import Progress, encode_posteriors, latent_scaling_factor, train_unet, train_vae
+from datamodules.atomic_files import staged_directory
+from lightning_modules.audioldm import encode_text
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +44,8 @@ log = logging.getLogger(__name__)
 HELD_OUT_GENRE = "gugak"
 BASE_GENRES = ("ambient_drone", "chiptune", "boom_bap", "techno", "bell_choir")
 RECIPE_FILE = "toy_base.json"
-TRAINING_SET = 1  # synthesis seed sets of the build's clips (see datamodules.synthetic_mels.clip_seed); the
-VAE_SET = 3  # references of lightning_modules.toy_eval use set 2
+TRAINING_SET = 1  # synthesis seed sets of the build's clips (see audioldm_demo.synthetic_mels.clip_seed); the
+VAE_SET = 3  # references of audioldm_demo.toy_eval use set 2
 
 
 @dataclass(frozen=True)
@@ -220,7 +219,7 @@ def train_toy_components(recipe: ToyRecipe, progress: Progress | None = None) ->
 
 
 def model_index() -> dict[str, Any]:
-    """``model_index.json`` of the toy: the tiny model's, with the Griffin-Lim vocoder class (see components.py)."""
+    """``model_index.json`` of the toy: the tiny model's, with the Griffin-Lim vocoder class (see lightning_modules/audioldm.py, PROJECT_VOCODERS)."""
     return {**MODEL_INDEX, "vocoder": ["lightning_modules", GriffinLimVocoder.__name__],
             "_diffusers_version": diffusers.__version__}
 
@@ -234,20 +233,12 @@ def build_toy_base(
         raise FileExistsError(f"{directory} already exists; pass overwrite=True (--overwrite) to rebuild it.")
     start = time.monotonic()
     components, measurements = train_toy_components(recipe, progress)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    try:
+    with staged_directory(directory, mode="folder", overwrite=overwrite) as staging:
         for name, component in components.items():
             component.save_pretrained(staging / name)
         (staging / "model_index.json").write_text(json.dumps(model_index(), indent=2) + "\n")
         measurements["build_s"] = round(time.monotonic() - start, 1)
         record = {"recipe": recipe.to_json(), "measured": measurements}
         (staging / RECIPE_FILE).write_text(json.dumps(record, indent=2) + "\n")
-        if directory.exists():
-            shutil.rmtree(directory)
-        staging.rename(directory)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     log.info("Built the toy AudioLDM in %s in %.0f s.", directory, measurements["build_s"])
     return directory

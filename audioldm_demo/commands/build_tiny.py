@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from jsonargparse import ArgumentParser
 
-from lightning_modules.tiny import build_tiny_audioldm
+from audioldm_demo.tiny import build_tiny_audioldm
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,12 +16,13 @@ from typing import Any
 import torch
 
 from datamodules.audio import save_audio
-from datamodules.synthetic_mels import genre_caption, synthetic_waveforms
+from audioldm_demo.synthetic_mels import genre_caption, synthetic_waveforms
 from lightning_modules.ab import generate_ab
+from lightning_modules.sampler import SamplingSettings
 from lightning_modules.adapter_files import parse_adapter_spec, read_adapter
 from lightning_modules.adapters import load_adapters
-from lightning_modules.components import AudioLDMComponents, load_components
-from lightning_modules.toy_base import BASE_GENRES, HELD_OUT_GENRE
+from lightning_modules.backbone import Backbone, load_backbone
+from audioldm_demo.toy_base import BASE_GENRES, HELD_OUT_GENRE
 from metrics import MelStatisticsEmbedder
 from metrics.comparison import compare_reports, comparison_markdown
 from metrics.evaluation import LabelledEmbeddings, score_report
@@ -110,23 +111,22 @@ def _write_wavs(directory: Path, waveforms: torch.Tensor, labels: list[str], see
         save_audio(directory / f"{label}_seed{seed}.wav", waveform, sample_rate)
 
 
-def evaluate_components(
-    components: AudioLDMComponents, settings: ToyEvalSettings, wav_dir: str | Path | None = None
+def evaluate_backbone(
+    backbone: Backbone, settings: ToyEvalSettings, wav_dir: str | Path | None = None
 ) -> ToyEvalResult:
-    """Score ``components`` (whose UNet holds the adapter, active) with and without the adapter."""
+    """Score ``backbone`` (whose UNet holds the adapter, active) with and without the adapter."""
     prompts, seeds, labels = [], [], []
     for genre in settings.genres:
         for i in range(settings.clips_per_genre):
             prompts.append(genre_caption(genre, settings.caption_template))
             seeds.append(settings.seed + i)
             labels.append(genre)
-    lora, base = generate_ab(
-        components, prompts, seeds, settings.duration, settings.num_inference_steps, settings.guidance_scale,
-        scheduler=settings.scheduler, batch_size=settings.batch_size,
-    )
+    sampling = SamplingSettings(settings.num_inference_steps, settings.guidance_scale, settings.scheduler,
+                                settings.duration)
+    lora, base = generate_ab(backbone, prompts, seeds, sampling, batch_size=settings.batch_size)
     embedder = MelStatisticsEmbedder()
     reference = reference_embeddings(settings, embedder)
-    rate = components.sampling_rate
+    rate = backbone.sampling_rate
     reports, pooled = {}, {}
     for name, waveforms in (("base", base), ("lora", lora)):
         generated = LabelledEmbeddings(embedder.embed_audio(waveforms, rate).cpu().numpy(), labels, name)
@@ -144,9 +144,9 @@ def evaluate_adapter(
     wav_dir: str | Path | None = None,
 ) -> ToyEvalResult:
     """Load the toy base and the adapter folder (``<run>/adapters/final``) and score base against LoRA."""
-    components = load_components(str(base))
-    load_adapters(components.unet, [read_adapter(parse_adapter_spec(f"lora={adapter}"))], str(base))
-    return evaluate_components(components, settings, wav_dir)
+    backbone = load_backbone(str(base))
+    load_adapters(backbone, [read_adapter(parse_adapter_spec(f"lora={adapter}"))], str(base))
+    return evaluate_backbone(backbone, settings, wav_dir)
 
 
 def result_markdown(result: ToyEvalResult) -> str:

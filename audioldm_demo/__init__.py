@@ -1,0 +1,35 @@
+"""The offline demo and test scaffolding, kept out of the framework's core packages.
+
+Nothing here is needed to fine-tune a real AudioLDM: it builds what the offline world lacks (no weights, no data).
+
+- :mod:`audioldm_demo.tiny`: a tiny random AudioLDM (real geometry, random weights) that proves the plumbing runs;
+  :class:`audioldm_demo.models.TinyAudioLDMLoRA` builds it on first use (``configs/tiny.yaml``).
+- :mod:`audioldm_demo.synthetic`: procedural genre audio; :class:`audioldm_demo.data.SyntheticGenreDataModule`
+  writes it into its own cache folder on first use (``configs/tiny.yaml``, ``configs/demo.yaml``).
+- :mod:`audioldm_demo.toy_base`, :mod:`audioldm_demo.toy_training`, :mod:`audioldm_demo.toy_eval`,
+  :mod:`audioldm_demo.griffin_lim_vocoder`: the toy AudioLDM of ``make demo``, trained on synthetic genres A to E,
+  and its KAD/FAD report on the held-out genre F.
+- :mod:`audioldm_demo.commands`: the ``build-tiny``, ``build-toy-base``, ``toy-report`` and ``synth-data`` tools.
+
+The classes are imported lazily (``audioldm_demo.TinyAudioLDMLoRA`` works in a config's ``class_path``) so that a
+tool importing one demo module does not pay for the others.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "TinyAudioLDMLoRA": "audioldm_demo.models",
+    "SyntheticGenreDataModule": "audioldm_demo.data",
+    "GriffinLimVocoder": "audioldm_demo.griffin_lim_vocoder",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'audioldm_demo' has no attribute {name!r}")

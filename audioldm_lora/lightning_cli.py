@@ -1,0 +1,146 @@
+"""LightningCLI for ``fit``, ``validate``, ``test`` and ``predict`` over any LightningModule/DataModule subclass.
+
+Imported by :func:`audioldm_lora.cli.main` only for those subcommands (it imports Lightning and, through the
+callbacks, torch).
+
+Errors read like the tools' own: ``audioldm-lora fit: error: <what is wrong and what to do>``, exit status 2, no
+traceback and no page of usage. jsonargparse reports a misspelt key or a constructor's error inside a union error
+with every argument of the class ("Does not validate against any of the Union subtypes ... Given value:
+Namespace(...)"); the lines that say what is wrong are kept, the rest dropped. ``AUDIOLDM_LORA_DEBUG=1`` shows the
+full message and traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from typing import Any, NoReturn
+
+from lightning import LightningDataModule, LightningModule, Trainer
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.plugins.io import CheckpointIO
+
+from audioldm_lora.cli import DESCRIPTION
+from callbacks.adapter_export import AdapterExport
+from callbacks.checkpoint_io import AtomicCheckpointIO
+from datamodules.errors import DataSourceError
+from lightning_modules.adapter_files import AdapterError
+from lightning_modules.backbone import ModelLoadError
+from lightning_modules.lora import LoraConfigError
+
+DEBUG_ENV = "AUDIOLDM_LORA_DEBUG"
+
+# Lines of jsonargparse's union errors that never say what is wrong.
+_NOISE = re.compile(
+    r"^(Does not validate against any of the Union subtypes|Subtypes:|Errors:|Given value|"
+    r"- Expected a <class 'NoneType'>)"
+)
+
+
+class RunConfigurationError(RuntimeError):
+    """A setting of a fit/validate/test/predict run is wrong (a constructor refused it); the message names it."""
+
+
+# Errors a run raises that a user fixes in the config or the files (printed without a traceback).
+USER_ERRORS = (RunConfigurationError, DataSourceError, ModelLoadError, LoraConfigError, AdapterError)
+
+
+def debugging() -> bool:
+    """Whether ``AUDIOLDM_LORA_DEBUG`` asks for full messages and tracebacks."""
+    return os.environ.get(DEBUG_ENV, "").lower() not in ("", "0", "false", "no")
+
+
+def concise_message(message: str) -> str:
+    """jsonargparse's error message without the lines that repeat the given value or list the union's types."""
+    kept = []
+    for line in message.splitlines():
+        text = line.strip()
+        if text and not _NOISE.match(text):
+            kept.append(text.removeprefix("- "))
+    return "\n  ".join(kept) if kept else message
+
+
+def root_cause(error: BaseException) -> BaseException:
+    """The innermost ``__cause__`` of ``error`` (the constructor's own exception under jsonargparse's wrappers)."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    return error
+
+
+class ConciseArgumentParser(LightningArgumentParser):
+    """LightningArgumentParser whose errors are one short message and a hint, not a page of usage."""
+
+    def error(self, message: str, ex: Exception | None = None) -> NoReturn:
+        if not self.exit_on_error or debugging():  # jsonargparse catches these itself, or the user asked for all
+            super().error(message, ex)
+        prog = (getattr(ex, "subcommand_parser", None) or self).prog.replace(" [options]", "")
+        sys.stderr.write(
+            f"{prog}: error: {concise_message(message)}\n"
+            f"(`{prog} --help` lists the settings; {DEBUG_ENV}=1 shows the full message)\n"
+        )
+        raise SystemExit(2)
+
+
+class AudioLDMLoRACLI(LightningCLI):
+    """LightningCLI with adapter export always present (``--adapter_export.every_n_steps``) and atomic checkpoint
+    writes (:class:`callbacks.checkpoint_io.AtomicCheckpointIO`, unless ``trainer.plugins`` names a CheckpointIO)."""
+
+    def add_arguments_to_parser(self, parser) -> None:  # type: ignore[no-untyped-def]
+        parser.add_lightning_class_args(AdapterExport, "adapter_export")
+
+    def instantiate_classes(self) -> None:
+        """Build model, data, callbacks and trainer; a constructor's error becomes :class:`RunConfigurationError`
+        with that constructor's own message (jsonargparse would wrap it in a union error)."""
+        try:
+            super().instantiate_classes()
+        except Exception as error:
+            if debugging():
+                raise
+            raise RunConfigurationError(str(root_cause(error))) from error
+
+    def before_instantiate_classes(self) -> None:
+        # Checkpoints hold only tensors and plain types: load them with weights_only=True whatever torch's default
+        # (False before torch 2.6), so an untrusted .ckpt cannot run code; `--weights_only=false` opts out.
+        config = self.config.get(str(self.subcommand), self.config) if self.subcommand else self.config
+        if "weights_only" in config and config["weights_only"] is None:
+            config["weights_only"] = True
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        plugins = kwargs.pop("plugins", None) or self._get(self.config_init, "trainer", default={}).get("plugins")
+        plugins = [] if plugins is None else list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
+        if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
+            plugins.append(AtomicCheckpointIO())
+        return super().instantiate_trainer(plugins=plugins, **kwargs)
+
+
+def build_cli(args: list[str] | None = None, run: bool = True) -> AudioLDMLoRACLI:
+    """The LightningCLI over any LightningModule/DataModule subclass (``class_path`` in the config).
+
+    ``args=None`` reads ``sys.argv``; a list is for calls from Python (tests, notebooks).
+    """
+    return AudioLDMLoRACLI(
+        LightningModule,
+        LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        parser_kwargs={"parser_mode": "omegaconf", "description": DESCRIPTION},
+        parser_class=ConciseArgumentParser,
+        save_config_kwargs={"overwrite": True},
+        auto_configure_optimizers=False,
+        args=args,
+        run=run,
+    )
+
+
+def run_cli(args: list[str] | None = None) -> int:
+    """Run a Lightning subcommand; a user error prints ``<prog>: error: <message>`` and returns 2."""
+    try:
+        build_cli(args)
+    except USER_ERRORS as error:
+        if debugging():
+            raise
+        command = " ".join(["audioldm-lora", *(sys.argv[1:2] if args is None else args[:1])])
+        print(f"{command}: error: {error}\n({DEBUG_ENV}=1 shows the traceback)", file=sys.stderr)
+        return 2
+    return 0

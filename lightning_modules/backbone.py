@@ -1,0 +1,245 @@
+"""The backbone seam: everything that differs between members of the AudioLDM family, behind one small interface.
+
+A backbone owns a loaded checkpoint's components and answers the questions the rest of the framework asks:
+
+- **loading**: :func:`load_backbone` takes a hub id or a local directory (one code path) and returns the right
+  implementation (:data:`BACKBONES`, chosen by the directory's ``model_index.json``);
+- **conditioning**: prompts -> the UNet's conditioning (:data:`Conditioning`, a dict of batch-first tensors, so
+  AudioLDM's one ``class_labels`` tensor and AudioLDM2's two streams with a mask fit the same type), and the
+  unconditional conditioning classifier-free guidance and caption dropout use;
+- **the UNet call**: :meth:`Backbone.predict_noise` (epsilon or v, whatever the scheduler says);
+- **latent geometry**: frames per duration, latent shape, VAE scale factor, scaling factor, duration checks;
+- **audio**: log-mel -> VAE posterior -> scaled latents, and latents -> 16 kHz waveform;
+- **adapter sites**: the named sub-models LoRA may attach to (:meth:`Backbone.adapter_sites`) and their target
+  presets (:meth:`Backbone.lora_presets`).
+
+The LightningModule, the sampler, the latent cache, the callbacks and the tools call only this interface; AudioLDM
+v1 (:class:`lightning_modules.audioldm.AudioLDMBackbone`) is the first implementation.
+
+A backbone is a plain object holding references to ``torch.nn.Module``s, not a module itself: the LightningModule
+registers the same modules under their own names (``unet``, ``vae``, ...), so checkpoint keys stay what they were
+and device or dtype moves of the LightningModule move the backbone's modules too (``Module.to`` works in place).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from diffusers import SchedulerMixin
+from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
+
+Conditioning = dict[str, torch.Tensor]
+"""The UNet's conditioning for a batch: keyword name -> tensor with the batch as its first dimension."""
+
+
+class ModelLoadError(RuntimeError):
+    """The base model cannot be loaded; the message says which component and what to do."""
+
+
+def select_conditioning(cond: Conditioning, use_other: torch.Tensor, other: Conditioning) -> Conditioning:
+    """Per row, ``other`` where ``use_other`` [B] is true, else ``cond`` (caption dropout); ``other`` may have one row."""
+    selected = {}
+    for key, value in cond.items():
+        mask = use_other.view(-1, *([1] * (value.dim() - 1)))
+        selected[key] = torch.where(mask, other[key].to(value.dtype), value)
+    return selected
+
+
+def concat_conditioning(first: Conditioning, second: Conditioning) -> Conditioning:
+    """Rows of ``first`` then rows of ``second`` (guidance's unconditional and conditional halves in one batch)."""
+    return {key: torch.cat([first[key], second[key]]) for key in first}
+
+
+def conditioning_rows(cond: Conditioning, rows: torch.Tensor | slice) -> Conditioning:
+    """The given rows of every tensor."""
+    return {key: value[rows] for key, value in cond.items()}
+
+
+def conditioning_to(cond: Conditioning, device: torch.device | str | None = None,
+                    dtype: torch.dtype | None = None) -> Conditioning:
+    """Every floating tensor moved to ``device``/``dtype`` (integer masks keep their dtype)."""
+    return {key: value.to(device=device, dtype=dtype if value.is_floating_point() else None)
+            for key, value in cond.items()}
+
+
+class Backbone(ABC):
+    """What the framework needs from an AudioLDM-family model (see the module docstring)."""
+
+    kind: ClassVar[str]
+    """Short name recorded in adapter files and latent caches (``audioldm``)."""
+    pipeline_class: ClassVar[str]
+    """diffusers pipeline class name in ``model_index.json`` that selects this backbone."""
+
+    unet: torch.nn.Module
+    vae: torch.nn.Module
+    scheduler: SchedulerMixin
+    channels_last: bool = False
+
+    # ------------------------------------------------------------------------------------------------ loading
+    @classmethod
+    @abstractmethod
+    def load(cls, source: str, revision: str | None = None, local: Path | None = None) -> "Backbone":
+        """Load every component from ``source`` (a hub id or a directory; ``local`` is the directory, if any)."""
+
+    @abstractmethod
+    def named_modules(self) -> dict[str, torch.nn.Module]:
+        """Every ``torch.nn.Module`` component by its name (what the LightningModule registers)."""
+
+    def frozen_modules(self) -> list[torch.nn.Module]:
+        """The modules that never train (all but the adapter sites, whose base weights are frozen by LoRA)."""
+        sites = {id(module) for module in self.adapter_sites().values()}
+        return [module for module in self.named_modules().values() if id(module) not in sites]
+
+    @abstractmethod
+    def adapter_sites(self) -> dict[str, torch.nn.Module]:
+        """Sub-models LoRA can attach to, by site name (``unet``; ``text_encoder`` once it is supported)."""
+
+    @abstractmethod
+    def lora_presets(self, site: str) -> dict[str, tuple[str, ...]]:
+        """LoRA target presets of ``site``: preset name -> module-name suffixes peft matches."""
+
+    @abstractmethod
+    def identity(self) -> dict[str, Any]:
+        """Fingerprints of the frozen encoders and the latent scaling (keys of latent-cache entries)."""
+
+    @abstractmethod
+    def save_pretrained(self, directory: Path) -> None:
+        """Write a complete diffusers directory of this model (which its pipeline class loads)."""
+
+    # ------------------------------------------------------------------------------------------- conditioning
+    @abstractmethod
+    def encode_prompts(self, prompts: list[str]) -> Conditioning:
+        """The UNet's conditioning for ``prompts`` on the UNet's device (no gradients into frozen encoders)."""
+
+    def unconditional(self, batch_size: int = 1, negative_prompt: str | list[str] | None = None) -> Conditioning:
+        """Guidance's unconditional input: the negative prompt, or ``""`` through the same encoder."""
+        negatives = [negative_prompt or ""] * batch_size if not isinstance(negative_prompt, list) else negative_prompt
+        if len(negatives) != batch_size:
+            raise ValueError(f"{len(negatives)} negative prompts for {batch_size} prompts.")
+        return self.encode_prompts(negatives)
+
+    @abstractmethod
+    def conditioning_from_cache(self, batch: dict[str, Any]) -> Conditioning:
+        """The conditioning stored in a latent-cache batch (what :meth:`conditioning_for_cache` wrote)."""
+
+    @abstractmethod
+    def conditioning_for_cache(self, cond: Conditioning) -> dict[str, torch.Tensor]:
+        """The tensors a latent cache stores per caption (field name -> [B, ...], on the CPU)."""
+
+    @abstractmethod
+    def predict_noise(self, noisy: torch.Tensor, timesteps: torch.Tensor, cond: Conditioning) -> torch.Tensor:
+        """The UNet's prediction (epsilon or v) for noisy latents at ``timesteps`` under ``cond``."""
+
+    # ------------------------------------------------------------------------------------------------ geometry
+    @property
+    @abstractmethod
+    def sampling_rate(self) -> int:
+        """Sample rate of the decoded waveform (16 kHz for the whole family)."""
+
+    @property
+    def vae_scale_factor(self) -> int:
+        """Spatial down-sampling of the VAE: ``2 ** (len(block_out_channels) - 1)``."""
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @property
+    def scaling_factor(self) -> float:
+        """The VAE's latent scaling (latents are ``posterior sample * scaling_factor``)."""
+        return float(self.vae.config.scaling_factor)
+
+    @abstractmethod
+    def mel_frames(self, duration: float) -> int:
+        """Mel frames the model generates for ``duration`` seconds (a multiple of the VAE factor)."""
+
+    @abstractmethod
+    def latent_shape(self, batch_size: int, duration: float) -> tuple[int, int, int, int]:
+        """Shape of the initial noise for ``batch_size`` clips of ``duration`` seconds."""
+
+    @abstractmethod
+    def check_duration(self, duration: float) -> None:
+        """Raise ``ValueError`` for a duration the model cannot produce exactly, naming the nearest ones."""
+
+    # --------------------------------------------------------------------------------------------------- audio
+    def check_mel_frames(self, frames: int) -> None:
+        """Raise ``ValueError`` unless a clip of ``frames`` mel frames fits the VAE (a multiple of its factor)."""
+        factor = self.vae_scale_factor
+        if frames % factor:
+            raise ValueError(
+                f"Clips of {frames} mel frames are not a multiple of the VAE factor {factor}; choose a clip "
+                f"duration whose frame count (100 per second) is divisible by {factor}, e.g. 10.24 s or 4.0 s."
+            )
+
+    @torch.no_grad()
+    def posterior(self, mel: torch.Tensor) -> DiagonalGaussianDistribution:
+        """The frozen VAE's posterior of log-mels [B, frames, 64] (unscaled)."""
+        self.check_mel_frames(int(mel.shape[1]))
+        return self.vae.encode(mel.unsqueeze(1).to(device=self.vae.device, dtype=self.vae.dtype)).latent_dist
+
+    def latents_from_posterior(self, mean: torch.Tensor, logvar: torch.Tensor,
+                               generator: torch.Generator | None = None) -> torch.Tensor:
+        """Scaled latents sampled from stored posterior parameters (a latent-cache batch)."""
+        posterior = DiagonalGaussianDistribution(torch.cat([mean, logvar], dim=1).float())
+        return posterior.sample(generator=generator) * self.scaling_factor
+
+    @torch.no_grad()
+    def encode_mel(self, mel: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Log-mels [B, frames, 64] -> scaled VAE latents, sampled from the posterior."""
+        return self.posterior(mel).sample(generator=generator).float() * self.scaling_factor
+
+    @abstractmethod
+    def decode(self, latents: torch.Tensor, num_samples: int) -> torch.Tensor:
+        """Scaled latents -> float32 waveforms [B, num_samples] at :attr:`sampling_rate`."""
+
+
+BACKBONES: dict[str, str] = {
+    "AudioLDMPipeline": "lightning_modules.audioldm.AudioLDMBackbone",
+}
+"""Pipeline class name (``model_index.json``'s ``_class_name``) -> backbone class, imported when chosen."""
+DEFAULT_PIPELINE = "AudioLDMPipeline"
+
+
+def backbone_class(pipeline_class: str) -> type[Backbone]:
+    """The backbone class registered for a diffusers pipeline class name."""
+    if pipeline_class not in BACKBONES:
+        raise ModelLoadError(
+            f"No backbone for pipeline class {pipeline_class!r}; supported: {sorted(BACKBONES)}."
+        )
+    module_name, _, class_name = BACKBONES[pipeline_class].rpartition(".")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def _pipeline_class_of(local: Path) -> str:
+    """``_class_name`` of a local directory's ``model_index.json`` (the default when there is none)."""
+    index = local / "model_index.json"
+    if not index.is_file():
+        return DEFAULT_PIPELINE
+    try:
+        name = json.loads(index.read_text(encoding="utf-8")).get("_class_name")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as error:
+        raise ModelLoadError(f"{index} is not valid JSON ({error}); restore it from the model's repository.") from error
+    return str(name or DEFAULT_PIPELINE)
+
+
+def load_backbone(pretrained_model: str, revision: str | None = None) -> Backbone:
+    """Load an AudioLDM-family model from a hub id (``cvssp/audioldm-s-full-v2``) or a local diffusers directory.
+
+    A directory's ``model_index.json`` names the pipeline class, which picks the backbone; a hub id is loaded as
+    AudioLDM (v1).
+
+    Raises:
+        ModelLoadError: not a directory nor a hub id, a component missing, or a component that fails to load.
+    """
+    local = Path(pretrained_model).expanduser()
+    if local.exists():
+        if not local.is_dir():
+            raise ModelLoadError(f"Base model {pretrained_model!r} is a file; give a diffusers model directory.")
+        return backbone_class(_pipeline_class_of(local)).load(str(local), revision, local)
+    if pretrained_model.startswith((".", "/", "~")) or pretrained_model.count("/") != 1:
+        raise ModelLoadError(
+            f"Base model {pretrained_model!r} is neither an existing directory nor a hub id of the form owner/name."
+        )
+    return backbone_class(DEFAULT_PIPELINE).load(pretrained_model, revision, None)

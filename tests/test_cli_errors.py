@@ -1,0 +1,80 @@
+"""`lightning fit` errors read like the tools' own: the problem and the fix in a few lines, exit status 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import audioldm_lora.lightning_cli  # noqa: F401  (Lightning's log handlers bind to the real stderr, not capsys's)
+from audioldm_lora.cli import main
+from lightning_modules.backbone import ModelLoadError
+from tests.cli_helpers import tiny_args
+
+
+def run(capsys: pytest.CaptureFixture[str], args: list[str]) -> tuple[int, str]:
+    try:
+        code = main(args)
+    except SystemExit as exit_:
+        code = int(exit_.code)
+    return code, capsys.readouterr().err
+
+
+def assert_concise(err: str) -> None:
+    """No traceback, no repeated arguments; the message (from ``error:`` on) fits in a few lines."""
+    assert "Traceback" not in err and "Given value" not in err and "Union subtypes" not in err
+    lines = err.strip().splitlines()
+    start = next(i for i, line in enumerate(lines) if ": error: " in line)  # Lightning's INFO lines come before
+    assert len(lines) - start <= 5, err
+
+
+def test_a_misspelt_key_names_the_key(capsys, tiny_model_dir: Path, synthetic_root: Path, tmp_path: Path) -> None:
+    code, err = run(capsys, tiny_args("fit", tiny_model_dir, synthetic_root, tmp_path, "--model.init_args.lora_rnk=3"))
+    assert code == 2
+    assert "Option 'lora_rnk' is not accepted" in err and "audioldm_demo.TinyAudioLDMLoRA" in err
+    assert_concise(err)
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("--model.init_args.lora_targets=[to_qq]", "['to_qq'] match no module of the unet"),
+        ("--model.init_args.caption_dropout=1.5", "caption_dropout must be in [0, 1), got 1.5"),
+        ("--model.init_args.prior_prompts=[]", "prior_prompts must be a non-empty list"),
+    ],
+)
+def test_a_constructor_error_is_its_own_message(capsys, tiny_model_dir: Path, synthetic_root: Path, tmp_path: Path,
+                                                override: str, expected: str) -> None:
+    code, err = run(capsys, tiny_args("fit", tiny_model_dir, synthetic_root, tmp_path, override))
+    assert code == 2
+    assert "audioldm-lora fit: error: " in err and expected in err
+    assert_concise(err)
+
+
+def test_a_missing_model_or_data_root_is_named_and_nothing_is_written(
+    capsys, tiny_model_dir: Path, synthetic_root: Path, tmp_path: Path
+) -> None:
+    missing = tmp_path / "nonexistent"
+    args = tiny_args("fit", tiny_model_dir, missing, tmp_path / "run")
+    code, err = run(capsys, args)
+    assert code == 2 and f"Data root {missing} (data.init_args.root) does not exist" in err
+    assert not missing.exists()
+    assert_concise(err)
+    args = tiny_args("fit", tiny_model_dir, synthetic_root, tmp_path / "run", "--model.class_path=lightning_modules.AudioLDMLoRA",
+                     f"--model.init_args.pretrained_model={missing}")
+    code, err = run(capsys, args)
+    assert code == 2 and "neither an existing directory nor a hub id" in err
+    assert_concise(err)
+
+
+def test_the_debug_switch_shows_the_original_error(monkeypatch, tiny_model_dir: Path, synthetic_root: Path,
+                                                   tmp_path: Path) -> None:
+    monkeypatch.setenv("AUDIOLDM_LORA_DEBUG", "1")
+    args = tiny_args("fit", tiny_model_dir, synthetic_root, tmp_path, "--model.class_path=lightning_modules.AudioLDMLoRA",
+                     f"--model.init_args.pretrained_model={tmp_path / 'missing'}")
+    with pytest.raises(Exception) as caught:
+        main(args)
+    cause = caught.value
+    while cause.__cause__ is not None:
+        cause = cause.__cause__
+    assert isinstance(cause, ModelLoadError)
