@@ -3,13 +3,13 @@
 A random tiny model (:mod:`audioldm_demo.tiny`) proves that the code runs; this one proves that it learns. The
 build (``audioldm-lora build-toy-base``, a few minutes on two CPU cores, cached) trains
 
-- the VAE to reconstruct the AudioLDM log-mels of synthetic genres A..E (:data:`BASE_GENRES`), and sets its
+- the VAE to reconstruct the AudioLDM log-mels of synthetic genres A..E (:data:`audioldm_demo.toy_settings.BASE_GENRES`), and sets its
   ``scaling_factor`` to 1 / std of its latents;
 - the UNet on the same clips for text-conditioned denoising with AudioLDM's exact conditioning (L2-normalised CLAP
   ``text_embeds`` as ``class_labels``, captions dropped to "" so that classifier-free guidance works).
 
 The tokenizer and CLAP text encoder stay small, random and frozen (seeded), and the vocoder is Griffin-Lim
-(:class:`audioldm_demo.griffin_lim_vocoder.GriffinLimVocoder`). Genre F (:data:`HELD_OUT_GENRE`) is never seen:
+(:class:`audioldm_demo.griffin_lim_vocoder.GriffinLimVocoder`). Genre F (:data:`audioldm_demo.toy_settings.HELD_OUT_GENRE`) is never seen:
 ``configs/demo.yaml`` teaches it with LoRA. The result is a normal diffusers AudioLDM directory that
 :func:`lightning_modules.backbone.load_backbone` loads, plus ``toy_base.json`` (the recipe and what the build
 measured), which is the cache key: :func:`ensure_toy_base` rebuilds only when the recipe differs.
@@ -17,11 +17,9 @@ measured), which is the cache key: :func:`ensure_toy_base` rebuilds only when th
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,69 +31,16 @@ from diffusers import DDPMScheduler
 from audioldm_demo.griffin_lim_vocoder import GriffinLimVocoder
 from audioldm_demo.synthetic_mels import genre_caption, synthetic_log_mels
 from audioldm_demo.tiny import MODEL_INDEX, build_scheduler, build_text_encoder, build_tokenizer, build_unet, build_vae
+from audioldm_demo.toy_settings import ToyRecipe
 from audioldm_demo.toy_training import Progress, encode_posteriors, latent_scaling_factor, train_unet, train_vae
 from datamodules.atomic_files import staged_directory
 from lightning_modules.audioldm import encode_text
 
 log = logging.getLogger(__name__)
 
-# Genre F, held out of the base model. gugak (plucked pentatonic melody, mid register) is the paper's own example of
-# a genre a base model renders poorly (Korean traditional music), and it is far from A..E in mel statistics.
-HELD_OUT_GENRE = "gugak"
-BASE_GENRES = ("ambient_drone", "chiptune", "boom_bap", "techno", "bell_choir")
 RECIPE_FILE = "toy_base.json"
 TRAINING_SET = 1  # synthesis seed sets of the build's clips (see audioldm_demo.synthetic_mels.clip_seed); the
 VAE_SET = 3  # references of audioldm_demo.toy_eval use set 2
-
-
-@dataclass(frozen=True)
-class ToyRecipe:
-    """Everything the toy base depends on; two builds with the same recipe are the same model (and cache key)."""
-
-    version: int = 2
-    seed: int = 0
-    genres: tuple[str, ...] = BASE_GENRES
-    held_out: str = HELD_OUT_GENRE
-    duration: float = 1.28
-    clips_per_genre: int = 64
-    caption_template: str = "{genre} music"
-    text_seed: int = 10
-    text_initializer_factor: float = 10.0
-    text_projection_dim: int = 64
-    vae_channels: tuple[int, ...] = (8, 16, 32, 32)
-    latent_channels: int = 8
-    vae_pitch_shift: int = 12
-    vae_steps: int = 450
-    vae_batch_size: int = 16
-    vae_crop_frames: int = 64
-    vae_learning_rate: float = 2e-3
-    kl_weight: float = 1e-3
-    unet_channels: tuple[int, ...] = (32, 64)
-    unet_steps: int = 700
-    unet_batch_size: int = 32
-    unet_learning_rate: float = 2e-3
-    unet_ema_decay: float = 0.0
-    unet_snr_gamma: float | None = 5.0
-    class_embedding_init_scale: float = 10.0
-    caption_dropout: float = 0.1
-
-    def __post_init__(self) -> None:
-        if self.held_out in self.genres:
-            raise ValueError(f"The held-out genre {self.held_out!r} must not be one of the base genres {self.genres}.")
-
-    def to_json(self) -> dict[str, Any]:
-        """The recipe as JSON (tuples as lists)."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "ToyRecipe":
-        """Inverse of :meth:`to_json`; unknown keys (a newer recipe) raise ``TypeError``."""
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        return cls(**{k: tuple(v) if isinstance(v, list) and k in fields else v for k, v in data.items()})
-
-    def with_overrides(self, **changes: Any) -> "ToyRecipe":
-        """A copy with some fields changed (shortened builds for tests)."""
-        return dataclasses.replace(self, **changes)
 
 
 class ToyBaseError(RuntimeError):

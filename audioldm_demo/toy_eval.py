@@ -18,41 +18,17 @@ import torch
 from datamodules.audio import save_audio
 from audioldm_demo.synthetic_mels import genre_caption, synthetic_waveforms
 from lightning_modules.ab import generate_ab
-from lightning_modules.sampler import SamplingSettings
+from lightning_modules.sampling_settings import SamplingSettings
 from lightning_modules.adapter_files import parse_adapter_spec, read_adapter
 from lightning_modules.adapters import load_adapters
 from lightning_modules.backbone import Backbone, load_backbone
-from audioldm_demo.toy_base import BASE_GENRES, HELD_OUT_GENRE
+from audioldm_demo.toy_settings import ToyEvalSettings
 from metrics import MelStatisticsEmbedder
 from metrics.comparison import compare_reports, comparison_markdown
 from metrics.evaluation import LabelledEmbeddings, score_report
 
 POOLED = "A..E pooled"  # genres A..E scored as one group: what "the others" are, with 5x the clips of a genre
 REFERENCE_SET = 2  # synthesis seed set of the references (the build uses 1, the LoRA data write_synthetic_dataset's)
-
-
-@dataclass(frozen=True)
-class ToyEvalSettings:
-    """What is generated and what it is compared with."""
-
-    held_out: str = HELD_OUT_GENRE
-    base_genres: tuple[str, ...] = BASE_GENRES
-    clips_per_genre: int = 48  # per genre and arm; 16 gives KAD that moves 2x between seed sets on the toy
-    reference_clips: int = 64
-    seed: int = 1000
-    num_inference_steps: int = 25
-    guidance_scale: float = 2.5
-    scheduler: str = "ddim"
-    duration: float = 1.28
-    batch_size: int = 32
-    caption_template: str = "{genre} music"
-    f_improvement: float = 0.30  # KAD(F) must drop by at least this fraction
-    max_regression: float = 0.10  # KAD on each base genre may rise by at most this fraction
-
-    @property
-    def genres(self) -> list[str]:
-        """F first, then A..E."""
-        return [self.held_out, *self.base_genres]
 
 
 @dataclass

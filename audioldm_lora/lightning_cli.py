@@ -38,7 +38,7 @@ _NOISE = re.compile(
 )
 
 
-class RunConfigurationError(RuntimeError):
+class RunConfigurationError(ValueError):
     """A setting of a fit/validate/test/predict run is wrong (a constructor refused it); the message names it."""
 
 

@@ -184,7 +184,7 @@ def bench_training(name: str, model_dir: str, parts_factory: Callable[[], Any] |
     The two variants take turns for ``rounds`` rounds of ``steps`` steps on the same model, and each is reported by
     its fastest step: on a shared machine that is the step least disturbed by other work.
     """
-    from audioldm_lora.commands.cache import make_encoders, model_identity
+    from audioldm_lora.cache_encoders import make_encoders, model_identity
     from datamodules.latent_cache import build_latent_cache
     from lightning_modules.backbone import load_backbone
     from lightning_modules.module import AudioLDMLoRA

@@ -27,7 +27,7 @@ from callbacks.wandb_logger import wandb_loggers
 from datamodules.atomic_files import atomic_write_json, atomic_write_text
 from datamodules.audio import AUDIO_EXTENSIONS, load_audio
 from lightning_modules.ab import generate_ab
-from lightning_modules.sampler import SamplingSettings
+from lightning_modules.sampling_settings import SamplingSettings
 from metrics import build_embedder
 from metrics.comparison import compare_reports, comparison_markdown
 from metrics.evaluation import OVERALL, LabelledEmbeddings, score_report

@@ -8,7 +8,8 @@ import torch
 
 from lightning_modules.adapter_sites import adapters_disabled
 from lightning_modules.backbone import Backbone
-from lightning_modules.sampler import SamplingSettings, generate, seeded_generators
+from lightning_modules.sampler import generate, seeded_generators
+from lightning_modules.sampling_settings import SamplingSettings
 
 
 @torch.no_grad()

@@ -15,7 +15,10 @@ from typing import Any
 
 from safetensors import safe_open
 
-from lightning_modules.lora import ADAPTER_INFO, ADAPTER_WEIGHTS
+# The adapter folder's files (this module imports neither torch nor peft, so that tools check them quickly).
+ADAPTER_WEIGHTS = "pytorch_lora_weights.safetensors"
+ADAPTER_INFO = "adapter_info.json"
+
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 

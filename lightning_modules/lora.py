@@ -20,10 +20,9 @@ from diffusers.utils import logging as diffusers_logging
 from peft import LoraConfig
 
 from datamodules.atomic_files import staged_directory
+from lightning_modules.adapter_files import ADAPTER_INFO, ADAPTER_WEIGHTS
 
 ADAPTER_NAME = "default"
-ADAPTER_WEIGHTS = "pytorch_lora_weights.safetensors"
-ADAPTER_INFO = "adapter_info.json"
 
 ALL_LINEAR = "all_linear"
 LoraInit = Literal["gaussian", "kaiming", "pissa", "olora", "zeros"]

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from datamodules.manifest import DataSourceError, read_csv_manifest, scan_genre_folders
-from lightning_modules.lora import ADAPTER_WEIGHTS
+from lightning_modules.adapter_files import ADAPTER_WEIGHTS
 
 CARD_FILE = "README.md"
 BASE_TAGS = ["diffusers", "audioldm", "text-to-audio", "music", "audioldm-lora"]

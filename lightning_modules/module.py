@@ -32,7 +32,8 @@ from lightning_modules.diffusion_loss import DiffusionObjective
 from lightning_modules.lora import LoraInit
 from lightning_modules.prior_preservation import PriorSet, PriorTarget, check_prior_settings, generate_prior_set
 from lightning_modules.resume_state import TrainableStateCheckpointing
-from lightning_modules.sampler import SamplingSettings, generate, seeded_generators
+from lightning_modules.sampler import generate, seeded_generators
+from lightning_modules.sampling_settings import SamplingSettings
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 LrSchedule = Literal["constant", "linear", "cosine", "cosine_with_restarts", "polynomial"]

@@ -9,7 +9,6 @@ decoding) goes through the backbone seam (:mod:`lightning_modules.backbone`). Gu
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, replace
 from typing import Callable
 
 import torch
@@ -28,7 +27,9 @@ from diffusers import (
 from diffusers.utils.torch_utils import randn_tensor
 
 from lightning_modules.backbone import Backbone, Conditioning, concat_conditioning, conditioning_to
+from lightning_modules.sampling_settings import SCHEDULER_NAMES
 
+# Keyed by sampling_settings.SCHEDULER_NAMES, the light list tools and settings check names against (tested equal).
 SCHEDULERS: dict[str, Callable[..., SchedulerMixin]] = {
     "ddim": DDIMScheduler.from_config,
     "ddpm": DDPMScheduler.from_config,
@@ -52,24 +53,6 @@ def make_scheduler(name: str, base: SchedulerMixin) -> SchedulerMixin:
 def seeded_generators(seeds: list[int], device: torch.device | str = "cpu") -> list[torch.Generator]:
     """One generator per clip, so a clip's audio depends only on its own seed (not on its batch)."""
     return [torch.Generator(device=device).manual_seed(int(seed)) for seed in seeds]
-
-
-@dataclass(frozen=True)
-class SamplingSettings:
-    """How clips are sampled: what ``predict``, the A/B and evaluation callbacks and ``generate`` share.
-
-    The LightningModule holds the run's defaults (:attr:`AudioLDMLoRA.sampling`); a callback overrides some fields
-    with :meth:`with_overrides` instead of reading module hyper-parameters by name.
-    """
-
-    num_inference_steps: int = 50
-    guidance_scale: float = 2.5
-    scheduler: str = "ddim"
-    duration: float = 10.24
-
-    def with_overrides(self, **overrides: object) -> "SamplingSettings":
-        """A copy with every override that is not ``None``."""
-        return replace(self, **{key: value for key, value in overrides.items() if value is not None})
 
 
 @torch.no_grad()

@@ -5,18 +5,28 @@ Depends on audio features (``datamodules``) only; nothing here imports the model
 embedder backend (transformers' CLAP, laion-clap) is imported until it is used.
 """
 
-from metrics.audio_metrics import CLAPScore, FrechetAudioDistance, KernelAudioDistance
-from metrics.checks import EmbeddingError
-from metrics.clap_score import clap_score
-from metrics.embedders import (
-    AudioEmbedder,
-    ClapEmbedder,
-    LaionClapEmbedder,
-    MelStatisticsEmbedder,
-    build_embedder,
-)
-from metrics.fad import frechet_audio_distance
-from metrics.kad import kernel_audio_distance, median_pairwise_distance
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Imported on first use, so that a light module (``metrics.specs`` for a tool's ``--help``) imports no torch.
+# (No submodule may share a name with one of these: importing it would replace the attribute; hence metrics.clap.)
+_LAZY = {
+    "CLAPScore": "metrics.audio_metrics",
+    "FrechetAudioDistance": "metrics.audio_metrics",
+    "KernelAudioDistance": "metrics.audio_metrics",
+    "EmbeddingError": "metrics.checks",
+    "clap_score": "metrics.clap",
+    "AudioEmbedder": "metrics.embedders",
+    "ClapEmbedder": "metrics.embedders",
+    "LaionClapEmbedder": "metrics.embedders",
+    "MelStatisticsEmbedder": "metrics.embedders",
+    "build_embedder": "metrics.embedders",
+    "frechet_audio_distance": "metrics.fad",
+    "kernel_audio_distance": "metrics.kad",
+    "median_pairwise_distance": "metrics.kad",
+}
 
 __all__ = [
     "AudioEmbedder",
@@ -33,3 +43,9 @@ __all__ = [
     "kernel_audio_distance",
     "median_pairwise_distance",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'metrics' has no attribute {name!r}")

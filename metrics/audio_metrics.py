@@ -21,7 +21,7 @@ from torchmetrics import Metric
 from torchmetrics.utilities.data import dim_zero_cat
 
 from metrics.checks import EmbeddingError, as_embedding_tensor, check_finite
-from metrics.clap_score import ClapConvention, apply_convention, check_convention, pair_cosines
+from metrics.clap import ClapConvention, apply_convention, check_convention, pair_cosines
 from metrics.embedders.base import AudioEmbedder, AudioInput
 from metrics.fad import FAD_EPS, frechet_audio_distance
 from metrics.kad import DEFAULT_BLOCK_SIZE, kernel_audio_distance, median_pairwise_distance
@@ -183,7 +183,7 @@ class CLAPScore(_EmbedderMixin, Metric):
     ``update(text_embeds, audio_embeds)`` takes paired ``[N, D]`` embeddings; with a CLAP ``embedder``,
     ``update(prompts=[...], audio=waveforms, sample_rate=sr)`` embeds them first (either side may also be given
     as embeddings). ``convention="shifted"`` reports ``(cos + 1) / 2`` like the paper's code; see
-    :mod:`metrics.clap_score`. :meth:`compute_cosines` returns the per-pair raw cosines.
+    :mod:`metrics.clap`. :meth:`compute_cosines` returns the per-pair raw cosines.
     """
 
     is_differentiable = False

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from metrics.checks import EmbeddingError, check_embedding_pair
-from metrics.clap_score import ClapConvention, apply_convention, check_convention, pair_cosines
+from metrics.clap import ClapConvention, apply_convention, check_convention, pair_cosines
 from metrics.fad import frechet_audio_distance
 from metrics.kad import DEFAULT_BLOCK_SIZE, kernel_audio_distance, median_pairwise_distance
 

@@ -1,11 +1,11 @@
 """Pure functions on embedding tensors: the three metrics without state, for scripts, tests and notebooks.
 
-The implementations live in one file per metric (:mod:`metrics.kad`, :mod:`metrics.fad`, :mod:`metrics.clap_score`);
+The implementations live in one file per metric (:mod:`metrics.kad`, :mod:`metrics.fad`, :mod:`metrics.clap`);
 this module is the one place to import them from.
 """
 
 from metrics.checks import EmbeddingError
-from metrics.clap_score import clap_score, pair_cosines
+from metrics.clap import clap_score, pair_cosines
 from metrics.fad import embedding_statistics, frechet_audio_distance, frechet_distance_from_statistics
 from metrics.kad import kernel_audio_distance, median_pairwise_distance
 

@@ -53,6 +53,16 @@ def test_per_clip_seeds_make_clips_independent_of_their_batch(tiny_model_dir: Pa
     torch.testing.assert_close(both[1:], second, atol=1e-5, rtol=0)
 
 
+def test_the_light_scheduler_list_names_every_scheduler() -> None:
+    from lightning_modules.sampling_settings import SCHEDULER_NAMES, SamplingSettings
+
+    assert tuple(SCHEDULERS) == SCHEDULER_NAMES
+    with pytest.raises(ValueError, match="Unknown sampler scheduler 'magic'"):
+        SamplingSettings(scheduler="magic")
+    with pytest.raises(ValueError, match="num_inference_steps must be at least 1"):
+        SamplingSettings().with_overrides(num_inference_steps=0)
+
+
 @pytest.mark.parametrize("name", sorted(SCHEDULERS))
 def test_every_named_scheduler_runs(tiny_model_dir: Path, name: str) -> None:
     parts = load_backbone(str(tiny_model_dir))

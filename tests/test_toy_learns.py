@@ -14,8 +14,9 @@ import pytest
 
 from audioldm_lora.cli import main as cli_main
 from audioldm_demo.commands.build_toy_base import main as build_main
-from audioldm_demo.toy_base import ToyRecipe, read_recipe
-from audioldm_demo.toy_eval import POOLED, ToyEvalResult, ToyEvalSettings, evaluate_adapter, result_markdown
+from audioldm_demo.toy_base import read_recipe
+from audioldm_demo.toy_eval import POOLED, ToyEvalResult, evaluate_adapter, result_markdown
+from audioldm_demo.toy_settings import ToyEvalSettings, ToyRecipe
 
 pytestmark = pytest.mark.slow
 
@@ -31,14 +32,14 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[ToyEvalResult, str]:
     assert build_main([str(base)]) == 0
     assert read_recipe(base) == ToyRecipe()
     run = root / "run"
-    cli_main([
+    assert cli_main([
         "fit", "--config", DEMO_CONFIG,
         f"--model.init_args.pretrained_model={base}",
-        f"--data.init_args.root={root / 'genres'}",
+        f"--data.init_args.synthetic_dir={root / 'genres'}",
         f"--trainer.default_root_dir={run}",
         f"--trainer.logger.init_args.save_dir={run}",
         "--trainer.enable_progress_bar=false",
-    ])
+    ]) == 0
     adapter = run / "adapters" / "final"
     assert (adapter / "pytorch_lora_weights.safetensors").is_file()
     assert (run / "evaluation").is_dir()  # the evaluation callback ran during fit

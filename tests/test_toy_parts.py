@@ -13,8 +13,10 @@ from audioldm_demo.synthetic_mels import synthetic_waveforms
 from lightning_modules.audioldm import vocoder_class
 from lightning_modules.backbone import load_backbone
 from audioldm_demo.griffin_lim_vocoder import GriffinLimVocoder
-from audioldm_demo.toy_base import RECIPE_FILE, ToyBaseError, ToyRecipe, ensure_toy_base, read_recipe
-from audioldm_demo.toy_eval import POOLED, ToyEvalSettings, kad_failures
+from audioldm_demo.toy_base import RECIPE_FILE, ToyBaseError, ensure_toy_base, read_recipe
+from audioldm_demo.toy_settings import ToyRecipe
+from audioldm_demo.toy_eval import POOLED, kad_failures
+from audioldm_demo.toy_settings import ToyEvalSettings
 
 # A recipe that builds in seconds: it proves the cache and the directory, not the learning (test_toy_learns does).
 QUICK = ToyRecipe().with_overrides(clips_per_genre=2, vae_steps=2, unet_steps=2, vae_batch_size=2, unet_batch_size=2)
@@ -120,7 +122,7 @@ def test_demo_config_preserves_exactly_the_prompts_the_toy_base_knows() -> None:
     import yaml
 
     from audioldm_demo.synthetic_mels import genre_caption
-    from audioldm_demo.toy_base import BASE_GENRES, HELD_OUT_GENRE
+    from audioldm_demo.toy_settings import BASE_GENRES, HELD_OUT_GENRE
 
     config = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / "demo.yaml").read_text())
     recipe = ToyRecipe()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from jsonargparse import ArgumentParser
 
-from audioldm_demo.tiny import build_tiny_audioldm
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -13,6 +12,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="weights are identical for the same seed")
     parser.add_argument("--overwrite", type=bool, default=False, help="replace an existing directory")
     args = parser.parse_args(argv)
+    from audioldm_demo.tiny import build_tiny_audioldm  # torch and diffusers: only after parsing
+
     try:
         path = build_tiny_audioldm(args.directory, seed=args.seed, overwrite=args.overwrite)
     except FileExistsError as error:

@@ -12,8 +12,7 @@ from pathlib import Path
 
 from jsonargparse import ArgumentParser
 
-from audioldm_demo.toy_base import ToyBaseError, ToyRecipe, build_toy_base, ensure_toy_base, read_recipe
-from audioldm_demo.toy_training import log_progress
+from audioldm_demo.toy_settings import ToyRecipe
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,6 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     recipe = args.recipe if isinstance(args.recipe, ToyRecipe) else ToyRecipe(**vars(args.recipe))
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # Training imports torch and diffusers: only after parsing, so that --help answers at once.
+    from audioldm_demo.toy_base import ToyBaseError, build_toy_base, ensure_toy_base, read_recipe
+    from audioldm_demo.toy_training import log_progress
+
     start = time.monotonic()
     try:
         if args.overwrite:

@@ -8,14 +8,14 @@ the demo's targets (KAD on F at least 30% lower, A..E at most 10% worse) and whe
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import time
 from pathlib import Path
 
 from jsonargparse import ArgumentParser
 
-from audioldm_demo.toy_eval import ToyEvalSettings, evaluate_adapter, result_markdown
+from audioldm_demo.toy_settings import ToyEvalSettings
+from datamodules.atomic_files import atomic_write_json, atomic_write_text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,16 +30,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = args.settings if isinstance(args.settings, ToyEvalSettings) else ToyEvalSettings(**vars(args.settings))
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    from audioldm_demo.toy_eval import evaluate_adapter, result_markdown  # torch and the model: after parsing
+
     adapter = Path(args.adapter)
     out = Path(args.out) if args.out else adapter.resolve().parent.parent / "toy-report"
     start = time.monotonic()
     result = evaluate_adapter(args.base, adapter, settings, wav_dir=out / "wavs")
     markdown = result_markdown(result)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "report.md").write_text(markdown, encoding="utf-8")
+    atomic_write_text(out / "report.md", markdown)
     record = {"base": args.base, "adapter": str(adapter), "settings": dataclasses.asdict(settings),
               "rows": result.rows, "failures": result.failures, "passed": result.passed}
-    (out / "report.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    atomic_write_json(out / "report.json", record)
     print(markdown)
     print(f"Adapter: {adapter}")
     print(f"Wavs: {out / 'wavs'}/{{base,lora}}/<genre>_seed<N>.wav; report: {out / 'report.md'} "

@@ -15,21 +15,22 @@ what to fix; nothing is written).
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
+
 from jsonargparse import ArgumentParser
 
-from datamodules.audio import AudioDecodeError
-from metrics.cache import EmbeddingCache, atomic_write_bytes, default_cache_dir, embed_files
-from metrics.checks import EmbeddingError
-from metrics.clap_score import CLAP_CONVENTIONS
-from metrics.clip_labels import Clip, EvaluationInputError, discover_clips, label_clips
-from metrics.embedders import EMBEDDER_SPECS, AudioEmbedder, build_embedder
-from metrics.evaluation import LabelledEmbeddings, render_markdown, score_report
+from audioldm_lora.adapter_inputs import default_device
+from datamodules.atomic_files import atomic_write_json, atomic_write_text
+from metrics.specs import CLAP_CONVENTIONS, EMBEDDER_SPECS
+
+if TYPE_CHECKING:  # the work imports torch and the metrics after parsing, so that --help answers at once
+    from metrics.cache import EmbeddingCache
+    from metrics.clip_labels import Clip
+    from metrics.embedders import AudioEmbedder
+    from metrics.evaluation import LabelledEmbeddings
 
 EXIT_BAD_INPUT = 2
 
@@ -57,7 +58,8 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--kad-bandwidth", type=float | None, default=None,
                         help="fixed KAD bandwidth (default: median pairwise distance of the generated set).")
     parser.add_argument("--cache-dir", type=str | None, default=None,
-                        help=f"embedding cache folder (default: {default_cache_dir()}).")
+                        help="embedding cache folder (default: $AUDIOLDM_LORA_EMBEDDING_CACHE, else "
+                        "$XDG_CACHE_HOME/audioldm-lora/embeddings, else ~/.cache/audioldm-lora/embeddings).")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write cached embeddings.")
     parser.add_argument("--device", type=str | None, default=None, help="cpu or cuda (default: cuda if available).")
     parser.add_argument("--batch-size", type=int, default=8, help="clips per embedding batch.")
@@ -68,15 +70,19 @@ def build_parser() -> ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the evaluation; returns 0, or 2 after printing what is wrong with the input."""
     args = build_parser().parse_args(argv)
+    from datamodules.audio import AudioDecodeError
+    from metrics.checks import EmbeddingError
+    from metrics.clip_labels import EvaluationInputError
+    from metrics.evaluation import render_markdown
+
     try:
         report, out = _run(args)
     except (EvaluationInputError, EmbeddingError, AudioDecodeError, FileNotFoundError, ValueError) as error:
         print(f"audioldm-lora evaluate: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     markdown = render_markdown(report)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out / "metrics.json", (json.dumps(report, indent=2) + "\n").encode("utf-8"))
-    atomic_write_bytes(out / "metrics.md", markdown.encode("utf-8"))
+    atomic_write_json(out / "metrics.json", report)
+    atomic_write_text(out / "metrics.md", markdown)
     print(markdown, end="")
     print(f"Wrote {out / 'metrics.json'} and {out / 'metrics.md'}")
     return 0
@@ -84,6 +90,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args) -> tuple[dict, Path]:
     """Validate the inputs, embed both sets and score them; nothing is written here."""
+    from metrics.cache import EmbeddingCache, default_cache_dir
+    from metrics.clip_labels import EvaluationInputError, discover_clips, label_clips
+    from metrics.embedders import build_embedder
+    from metrics.evaluation import score_report
+
     for folder, npy, role in ((args.generated, args.generated_embeddings, "generated"),
                               (args.reference, args.reference_embeddings, "reference")):
         if (folder is None) == (npy is None):
@@ -107,7 +118,7 @@ def _run(args) -> tuple[dict, Path]:
     embedder: AudioEmbedder | None = None
     cache: EmbeddingCache | None = None
     if generated_clips is not None or reference_clips is not None:
-        device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = args.device or default_device()
         embedder = build_embedder(args.embedder, device=device, batch_size=args.batch_size, seed=args.seed).load()
         cache = None
         if not args.no_cache:
@@ -162,6 +173,12 @@ def _embeddings(
     batch_size: int,
 ) -> LabelledEmbeddings:
     """Embeddings of one set, from its clips (through the cache) or from a ``.npy`` file."""
+    import numpy as np
+
+    from metrics.cache import embed_files
+    from metrics.clip_labels import EvaluationInputError
+    from metrics.evaluation import LabelledEmbeddings
+
     if clips is not None:
         assert embedder is not None
         values = embed_files([clip.path for clip in clips], embedder, cache, batch_size)

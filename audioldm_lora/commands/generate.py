@@ -17,13 +17,13 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from jsonargparse import ArgumentParser, Namespace
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from audioldm_lora.commands.adapter_tools import (
+from audioldm_lora.adapter_inputs import (
     CommandInputError,
     add_model_arguments,
     check_output_directory,
@@ -33,11 +33,11 @@ from audioldm_lora.commands.adapter_tools import (
     resolve_base,
     run_tool,
 )
-from callbacks.prediction_writer import slugify
 from datamodules.atomic_files import staged_directory
-from datamodules.audio import save_audio
-from lightning_modules.backbone import Backbone
-from lightning_modules.sampler import SCHEDULERS, generate, seeded_generators
+from lightning_modules.sampling_settings import SCHEDULER_NAMES
+
+if TYPE_CHECKING:
+    from lightning_modules.backbone import Backbone
 
 MANIFEST = "generation.json"
 
@@ -53,7 +53,7 @@ def make_parser() -> ArgumentParser:
     parser.add_argument("--per-prompt", type=int, default=1, help="clips per prompt (consecutive seeds).")
     parser.add_argument("--steps", type=int, default=50, help="sampler steps (the paper: 200).")
     parser.add_argument("--guidance", type=float, default=2.5, help="classifier-free guidance weight (1: off).")
-    parser.add_argument("--scheduler", type=Literal[tuple(sorted(SCHEDULERS))], default="ddim", help="sampler.")
+    parser.add_argument("--scheduler", type=Literal[tuple(sorted(SCHEDULER_NAMES))], default="ddim", help="sampler.")
     parser.add_argument("--duration", type=float, default=10.24, help="seconds per clip.")
     parser.add_argument("--batch-size", type=int, default=4, help="clips per sampler batch.")
     parser.add_argument("--device", type=str | None, default=None, help="cuda, cpu, ... (default: cuda if present).")
@@ -107,12 +107,16 @@ def _progress(enabled: bool) -> Progress:
 
 def _write_clips(
     args: Namespace,
-    backbone: Backbone,
+    backbone: "Backbone",
     clips: list[tuple[str, int]],
     settings: dict[str, Any],
     staging: Path,
 ) -> list[dict[str, Any]]:
     """Generate ``clips`` (prompt, seed) batch by batch into ``staging``; returns the manifest's clip entries."""
+    from callbacks.prediction_writer import slugify
+    from datamodules.audio import save_audio
+    from lightning_modules.sampler import generate, seeded_generators
+
     written = []
     with _progress(args.progress) as progress:
         task = progress.add_task("generating", total=len(clips))

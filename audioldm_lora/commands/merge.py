@@ -16,7 +16,7 @@ from pathlib import Path
 
 from jsonargparse import ArgumentParser, Namespace
 
-from audioldm_lora.commands.adapter_tools import (
+from audioldm_lora.adapter_inputs import (
     CommandInputError,
     add_model_arguments,
     check_output_directory,
@@ -26,9 +26,6 @@ from audioldm_lora.commands.adapter_tools import (
     run_tool,
 )
 from datamodules.atomic_files import staged_directory
-from lightning_modules.adapters import fuse_adapters
-from lightning_modules.hub import push_folder
-from lightning_modules.model_card import merged_card, read_metrics, write_card
 
 MERGE_INFO = "merge_info.json"
 
@@ -49,6 +46,10 @@ def make_parser() -> ArgumentParser:
 
 def run(args: Namespace) -> int:
     """Load, fuse, write into a staging folder, publish; then push when asked."""
+    from lightning_modules.adapters import fuse_adapters
+    from lightning_modules.hub import push_folder
+    from lightning_modules.model_card import merged_card, read_metrics, write_card
+
     if not args.adapter:
         raise CommandInputError("merge needs at least one --adapter PATH[=WEIGHT].")
     adapters = read_adapters(args.adapter)

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 from jsonargparse import ArgumentParser, Namespace
 
-from audioldm_lora.commands.adapter_tools import run_tool
+from audioldm_lora.adapter_inputs import run_tool
 from lightning_modules.adapter_files import parse_adapter_spec, read_adapter
-from lightning_modules.hub import push_folder
-from lightning_modules.model_card import adapter_card, read_metrics, write_card
 
 
 def make_parser() -> ArgumentParser:
@@ -34,6 +32,9 @@ def make_parser() -> ArgumentParser:
 
 def run(args: Namespace) -> int:
     """Check the adapter, write its card, push when asked."""
+    from lightning_modules.hub import push_folder
+    from lightning_modules.model_card import adapter_card, read_metrics, write_card
+
     adapter = read_adapter(parse_adapter_spec(args.adapter_dir))
     metrics = read_metrics(args.metrics) if args.metrics else None
     text = adapter_card(

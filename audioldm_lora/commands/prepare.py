@@ -12,15 +12,12 @@ import sys
 
 from jsonargparse import ArgumentParser
 
-from audioldm_lora.commands.run_config import (
+from audioldm_lora.run_config import (
     RunConfigError,
     read_run_config,
     section_init_args,
 )
-from datamodules.captions import CaptionPolicy
 from datamodules.errors import DataSourceError
-from datamodules.sources import make_source
-from datamodules.validate import validate_source, write_validation
 
 SOURCE_KEYS = ("root", "manifest", "hf_dataset", "shards", "caption_template", "caption_fallback", "genres",
                "hf_split", "hf_config", "audio_column", "caption_column", "genre_column")
@@ -56,6 +53,11 @@ def build_parser() -> ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # The data code imports torch (audio decoding): only after parsing, so that --help answers at once.
+    from datamodules.captions import CaptionPolicy
+    from datamodules.sources import make_source
+    from datamodules.validate import validate_source, write_validation
+
     try:
         data = section_init_args(read_run_config(args.config, args.set), "data") if args.config or args.set else {}
     except RunConfigError as error:

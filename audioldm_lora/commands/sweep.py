@@ -15,9 +15,8 @@ import sys
 from jsonargparse import ArgumentParser
 
 from audioldm_lora.sweep.local import run_local_sweep
-from audioldm_lora.sweep.report import markdown, write_report, collect
+from audioldm_lora.sweep.report import collect, markdown, write_report
 from audioldm_lora.sweep.spec import SweepPoint, SweepSpecError, grid_points, load_sweep
-from callbacks.wandb_logger import wandb_credentials_available
 
 
 def check_overrides(config: str, point: SweepPoint, extra: list[str]) -> None:
@@ -36,6 +35,8 @@ def choose_backend(requested: str) -> str:
         return requested
     if os.environ.get("SWEEP_BACKEND", "").lower() == "local":
         return "local"
+    from callbacks.wandb_logger import wandb_credentials_available  # imports Lightning: only when it is asked
+
     return "wandb" if wandb_credentials_available() else "local"
 
 

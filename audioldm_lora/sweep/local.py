@@ -34,13 +34,18 @@ def write_status(directory: Path, status: dict[str, Any]) -> None:
 def summarize_error(lines: list[str]) -> str:
     """The one line of a failed run's log that says what went wrong.
 
-    LightningCLI reports a failing constructor as a jsonargparse union error whose cause is a ``  - `` line; other
-    failures end in ``SomeError: message``.
+    The CLI reports a setting it refuses as ``<prog>: error: message`` (:mod:`audioldm_lora.lightning_cli`); with
+    ``AUDIOLDM_LORA_DEBUG`` set, a failing constructor is a jsonargparse union error whose cause is a ``  - `` line;
+    other failures end in ``SomeError: message``.
     """
-    causes = [l.strip()[2:] for l in lines if l.startswith("  - ") and "Expected a <class 'NoneType'>" not in l]
+    reported = [line.split(": error: ", 1)[1].strip() for line in lines if ": error: " in line]
+    if reported:
+        return reported[-1]
+    causes = [line.strip()[2:] for line in lines
+              if line.startswith("  - ") and "Expected a <class 'NoneType'>" not in line]
     if causes:
         return causes[-1]
-    errors = [l for l in lines if re.match(r"^[\w.]*(Error|Exception)\b.*:", l)]
+    errors = [line for line in lines if re.match(r"^[\w.]*(Error|Exception)\b.*:", line)]
     return (errors or lines or ["(empty log)"])[-1]
 
 

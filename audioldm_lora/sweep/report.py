@@ -10,13 +10,18 @@ import math
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+from audioldm_lora.sweep.local import read_status
+from datamodules.atomic_files import atomic_write_bytes
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 
-from audioldm_lora.sweep.local import read_status  # noqa: E402
-from datamodules.atomic_files import atomic_write_bytes  # noqa: E402
+def _pyplot():
+    """matplotlib's pyplot on the Agg backend, imported when a figure is drawn (half a second of start-up)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 COLUMNS = ["point", "state", "rank", "alpha", "trainable_params", "adapter_mb", "steps_per_s", "peak_memory_mib",
            "val/clap", "val/clap_delta", "val/kad", "val/kad_delta", "error"]
@@ -79,6 +84,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
 
 def heatmap(rows: list[dict[str, Any]], metric: str = "val/kad"):
     """A rank x alpha grid of ``metric`` (blank where a point failed or is missing)."""
+    plt = _pyplot()
     ranks = sorted({r["rank"] for r in rows if r["rank"] is not None})
     alphas = sorted({r["alpha"] for r in rows if r["alpha"] is not None})
     grid = [[math.nan] * len(alphas) for _ in ranks]
@@ -114,7 +120,7 @@ def write_report(runs_dir: str | Path) -> dict[str, Path]:
     figure = heatmap(rows)
     png = io.BytesIO()
     figure.savefig(png, format="png", dpi=100)
-    plt.close(figure)
+    _pyplot().close(figure)
     for key, data in (("csv", buffer.getvalue().encode()), ("md", markdown(rows).encode()), ("heatmap", png.getvalue())):
         atomic_write_bytes(out[key], data)
     return out

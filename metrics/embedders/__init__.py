@@ -4,7 +4,8 @@ Importing this package imports neither transformers' CLAP classes nor laion-clap
 """
 
 from metrics.embedders.base import AudioEmbedder, prepare_waveforms, seeded_random_state
-from metrics.embedders.factory import EMBEDDER_SPECS, build_embedder
+from metrics.embedders.factory import build_embedder
+from metrics.specs import EMBEDDER_SPECS
 from metrics.embedders.hf_clap import DEFAULT_CLAP_MODEL, ClapEmbedder
 from metrics.embedders.laion import LaionClapEmbedder
 from metrics.embedders.mel_stats import MelStatisticsEmbedder

@@ -19,8 +19,8 @@ from metrics.embedders.base import AudioEmbedder
 from metrics.embedders.hf_clap import DEFAULT_CLAP_MODEL, ClapEmbedder
 from metrics.embedders.laion import LaionClapEmbedder
 from metrics.embedders.mel_stats import MelStatisticsEmbedder
+from metrics.specs import EMBEDDER_SPECS
 
-EMBEDDER_SPECS = ("mel-stats", "clap", "clap:<hub id or dir>", "laion:<checkpoint.pt>")
 
 
 def build_embedder(

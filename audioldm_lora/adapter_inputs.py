@@ -8,22 +8,29 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
+from typing import TYPE_CHECKING
+
 from jsonargparse import ArgumentParser, Namespace
 
 from datamodules.atomic_files import ensure_publishable
 from lightning_modules.adapter_files import AdapterError, AdapterFile, parse_adapter_specs, read_adapter
-from lightning_modules.adapters import load_adapters
-from lightning_modules.backbone import Backbone, ModelLoadError, load_backbone
-from lightning_modules.hub import HubUploadError
-from lightning_modules.model_card import ModelCardError
+
+if TYPE_CHECKING:
+    from lightning_modules.backbone import Backbone
 
 
 class CommandInputError(ValueError):
     """Bad input to a tool (empty prompts file, occupied --out ...); the message says what to fix."""
 
 
-USER_ERRORS = (CommandInputError, AdapterError, ModelLoadError, ModelCardError, HubUploadError, FileExistsError)
+def user_errors() -> tuple[type[BaseException], ...]:
+    """The errors a user fixes (printed as one line, exit status 2). Imported here, after parsing, so that a tool's
+    ``--help`` does not import torch and diffusers for the model's error classes."""
+    from lightning_modules.backbone import ModelLoadError
+    from lightning_modules.hub import HubUploadError
+    from lightning_modules.model_card import ModelCardError
+
+    return (CommandInputError, AdapterError, ModelLoadError, ModelCardError, HubUploadError, FileExistsError)
 
 
 def add_model_arguments(parser: ArgumentParser) -> None:
@@ -73,11 +80,16 @@ def check_output_directory(out: Path, overwrite: bool) -> None:
 
 def default_device() -> str:
     """``cuda`` when a GPU is visible, else ``cpu``."""
+    import torch
+
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def load_model(base: str, adapters: list[AdapterFile], device: str) -> Backbone:
+def load_model(base: str, adapters: list[AdapterFile], device: str) -> "Backbone":
     """Load the base model, then the adapters into its sites at their weights, on ``device``, in eval mode."""
+    from lightning_modules.adapters import load_adapters
+    from lightning_modules.backbone import load_backbone
+
     backbone = load_backbone(base)
     load_adapters(backbone, adapters, base)
     for module in backbone.named_modules().values():
@@ -93,6 +105,6 @@ def run_tool(name: str, parser: ArgumentParser, argv: list[str] | None, run: Cal
         return exit_.code if isinstance(exit_.code, int) else 2
     try:
         return run(args)
-    except USER_ERRORS as error:
+    except user_errors() as error:
         print(f"audioldm-lora {name}: error: {error}", file=sys.stderr)
         return 2

@@ -14,9 +14,9 @@ import numpy as np
 import torch
 
 from metrics.checks import EmbeddingError, as_embedding_tensor, check_finite
+from metrics.specs import CLAP_CONVENTIONS
 
 ClapConvention = Literal["raw", "shifted"]
-CLAP_CONVENTIONS: tuple[str, ...] = ("raw", "shifted")
 
 
 def check_convention(convention: str) -> None:
