@@ -27,7 +27,6 @@ from diffusers import (
 from diffusers.utils.torch_utils import randn_tensor
 
 from lightning_modules.backbone import Backbone, Conditioning, concat_conditioning, conditioning_to
-from lightning_modules.sampling_settings import SCHEDULER_NAMES
 
 # Keyed by sampling_settings.SCHEDULER_NAMES, the light list tools and settings check names against (tested equal).
 SCHEDULERS: dict[str, Callable[..., SchedulerMixin]] = {
