@@ -15,8 +15,8 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from callbacks.media import log_media
 from callbacks.mel_figure import ab_mel_figure
-from callbacks.prediction_writer import slugify
 from callbacks.run_dir import run_directory
+from datamodules.clip_folder import slugify
 from lightning_modules.ab import generate_ab
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,8 @@ from lightning.pytorch.utilities import rank_zero_info
 from callbacks.run_dir import run_directory
 from callbacks.wandb_logger import wandb_loggers
 from datamodules.atomic_files import atomic_write_json, atomic_write_text
-from datamodules.audio import AUDIO_EXTENSIONS, load_audio
+from datamodules.audio import load_audio
+from datamodules.clip_folder import AUDIO_EXTENSIONS
 from lightning_modules.ab import generate_ab
 from lightning_modules.sampling_settings import SamplingSettings
 from metrics import build_embedder

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
@@ -13,15 +11,12 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 
 from callbacks.run_dir import run_directory
 from datamodules.audio import save_audio
-
-
-def slugify(text: str, limit: int = 48) -> str:
-    """A file-name-safe short form of a prompt."""
-    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:limit] or "prompt"
+from datamodules.clip_folder import clip_stem, write_sidecar
 
 
 class WaveformWriter(BasePredictionWriter):
-    """Saves each predicted clip as ``<out>/<index>_<prompt>_seed<seed>.wav`` plus ``.json``."""
+    """Saves each predicted clip as ``<out>/<index>_<prompt>_seed<seed>.wav`` plus its ``.json`` sidecar (the clip
+    folder format of :mod:`datamodules.clip_folder`, as ``generate`` writes it)."""
 
     def __init__(self, output_dir: str | None = None) -> None:
         """
@@ -48,7 +43,7 @@ class WaveformWriter(BasePredictionWriter):
         indices = list(batch_indices) if batch_indices is not None else list(range(len(prediction["prompt"])))
         settings = asdict(pl_module.sampling)
         for index, waveform, prompt, seed in zip(indices, prediction["waveform"], prediction["prompt"], prediction["seed"]):
-            stem = f"{index:05d}_{slugify(prompt)}_seed{seed}"
-            save_audio(out / f"{stem}.wav", waveform, prediction["sample_rate"])
-            sidecar = {"prompt": prompt, "seed": seed, "base_model": pl_module.hparams.pretrained_model, **settings}
-            (out / f"{stem}.json").write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
+            wav = out / f"{clip_stem(index, prompt, seed)}.wav"
+            save_audio(wav, waveform, prediction["sample_rate"])
+            write_sidecar(wav, {"prompt": prompt, "seed": seed, "base_model": pl_module.hparams.pretrained_model,
+                                **settings})

@@ -15,7 +15,8 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from datamodules.audio import AUDIO_EXTENSIONS, AudioSource, describe_source
+from datamodules.audio import AudioSource, describe_source
+from datamodules.clip_folder import AUDIO_EXTENSIONS
 
 MIN_DURATION = 0.5  # seconds; shorter files are rejected (the threshold)
 SILENCE_PEAK = 1e-4  # a clip whose peak stays below -80 dBFS is silence

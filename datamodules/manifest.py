@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from datamodules.atomic_files import atomic_write_text
-from datamodules.audio import AUDIO_EXTENSIONS
+from datamodules.clip_folder import AUDIO_EXTENSIONS
 from datamodules.bad_items import BadItem, BadItemError, Reason
 from datamodules.captions import CaptionPolicy, as_policy, render_caption
 from datamodules.errors import DataSourceError

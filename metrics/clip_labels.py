@@ -6,24 +6,26 @@ Prompts and genres come from, in order of precedence:
 
 1. ``manifest``: the project's CSV manifest (``path, caption, genre``; :func:`datamodules.manifest.read_csv_manifest`,
    relative paths resolved against the manifest's folder);
-2. ``prompts``: a text file with one prompt per line for the clips in sorted key order, or a CSV / JSONL / JSON list
-   with a path column (``path``, ``file``, ``stem``...) and a ``prompt`` (or ``caption``) column, optionally
-   ``genre``, matched by relative path with or without extension, or by a unique file name;
-3. ``<stem>.json`` sidecars beside the clips, as the prediction writer saves them (``prompt``, optional ``genre``).
+2. ``prompts``: a prompt file of the clip folder format (:mod:`datamodules.clip_folder`: one prompt per line for
+   the clips in sorted key order, or CSV / JSONL / JSON with path and prompt keys, optionally ``genre``);
+3. ``<stem>.json`` sidecars beside the clips, as ``predict`` and ``generate`` write them.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
-from datamodules.audio import AUDIO_EXTENSIONS
+from datamodules.clip_folder import (
+    AUDIO_EXTENSIONS,
+    GENRE_KEYS,
+    PROMPT_KEYS,
+    ClipFolderError,
+    first_value,
+    read_prompt_file,
+    read_sidecar,
+)
 from datamodules.manifest import DataSourceError, read_csv_manifest
-
-PATH_KEYS = ("path", "file", "filename", "stem", "name", "clip")
-PROMPT_KEYS = ("prompt", "caption", "text")
 
 
 class EvaluationInputError(ValueError):
@@ -94,92 +96,24 @@ def _from_manifest(clips: list[Clip], manifest: Path) -> list[Clip]:
     return [labelled.get(clip.key, clip) for clip in clips]
 
 
-def _first(record: dict, keys: tuple[str, ...]) -> str | None:
-    lowered = {str(key).strip().lower(): value for key, value in record.items()}
-    for key in keys:
-        value = lowered.get(key)
-        if value not in (None, ""):
-            return str(value).strip()
-    return None
-
-
-def _match(value: str, clips: dict[str, Clip]) -> Clip | None:
-    """The clip a prompt-file entry names: relative path with or without extension, a longer path ending in it,
-    or a file name that only one clip has."""
-    text = value.strip().replace("\\", "/")
-    while text.startswith("./"):
-        text = text[2:]
-    path = PurePosixPath(text)
-    if path.suffix.lower() in AUDIO_EXTENSIONS:
-        path = path.with_suffix("")
-    text = str(path)
-    if text in clips:
-        return clips[text]
-    longer = [key for key in clips if text.endswith("/" + key)]
-    if longer:
-        return clips[max(longer, key=len)]
-    same_name = [key for key in clips if PurePosixPath(key).name == path.name]
-    return clips[same_name[0]] if len(same_name) == 1 else None
-
-
-def _records(path: Path) -> list[dict]:
-    text = path.read_text(encoding="utf-8-sig")
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".csv":
-            reader = csv.DictReader(text.splitlines())
-            if not reader.fieldnames:
-                raise EvaluationInputError(f"{path}: the CSV file has no header row (expected path,prompt[,genre])")
-            return [dict(row) for row in reader]
-        if suffix == ".json":
-            data = json.loads(text)
-            if isinstance(data, dict):  # {"clip path": "prompt", ...}
-                return [{"path": key, "prompt": value} for key, value in data.items()]
-            if isinstance(data, list) and all(isinstance(row, dict) for row in data):
-                return data
-            raise EvaluationInputError(f"{path}: expected a JSON object {{path: prompt}} or a list of objects")
-        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-    except json.JSONDecodeError as error:
-        raise EvaluationInputError(f"{path}: not valid JSON (line {error.lineno}: {error.msg})") from error
-    if not all(isinstance(row, dict) for row in rows):
-        raise EvaluationInputError(f"{path}: every JSONL line must be an object with path and prompt keys")
-    return rows
-
-
 def _from_prompt_file(clips: list[Clip], path: Path) -> list[Clip]:
-    if not path.is_file():
-        raise EvaluationInputError(f"prompt file {path} not found")
-    if path.suffix.lower() not in (".csv", ".json", ".jsonl"):
-        lines = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
-        if len(lines) != len(clips):
-            raise EvaluationInputError(
-                f"{path}: {len(lines)} prompts for {len(clips)} generated clips. A text prompt file holds one prompt "
-                f"per line for the clips in sorted order (first: {clips[0].key!r}); use CSV/JSONL with path and "
-                "prompt columns to match by name"
-            )
-        return [replace(clip, prompt=line) for clip, line in zip(clips, lines)]
     by_key = {clip.key: clip for clip in clips}
-    labelled: dict[str, Clip] = {}
-    for number, record in enumerate(_records(path), start=1):
-        where, prompt = _first(record, PATH_KEYS), _first(record, PROMPT_KEYS)
-        if where is None or prompt is None:
-            raise EvaluationInputError(f"{path}: entry {number} lacks a path or a prompt (keys path, prompt[, genre])")
-        clip = _match(where, by_key)
-        if clip is None:
-            raise EvaluationInputError(f"{path}: entry {number} names {where!r}, which matches no generated clip")
-        genre = _first(record, ("genre",))
-        labelled[clip.key] = replace(clip, prompt=prompt, genre=genre or clip.genre)
-    return [labelled.get(clip.key, clip) for clip in clips]
+    try:
+        found = read_prompt_file(path, list(by_key))
+    except ClipFolderError as error:
+        raise EvaluationInputError(str(error)) from error
+    return [
+        replace(clip, prompt=found[clip.key]["prompt"], genre=found[clip.key]["genre"] or clip.genre)
+        if clip.key in found else clip
+        for clip in clips
+    ]
 
 
 def _from_sidecar(clip: Clip) -> Clip:
-    sidecar = clip.path.with_suffix(".json")
-    if not sidecar.is_file():
-        return clip
     try:
-        data = json.loads(sidecar.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise EvaluationInputError(f"{sidecar}: sidecar is not valid JSON ({error})") from error
-    if not isinstance(data, dict):
+        data = read_sidecar(clip.path)
+    except ClipFolderError as error:
+        raise EvaluationInputError(str(error)) from error
+    if data is None:
         return clip
-    return replace(clip, prompt=_first(data, PROMPT_KEYS), genre=_first(data, ("genre",)) or clip.genre)
+    return replace(clip, prompt=first_value(data, PROMPT_KEYS), genre=first_value(data, GENRE_KEYS) or clip.genre)

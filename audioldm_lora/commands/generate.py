@@ -14,7 +14,6 @@ skew an evaluation run on it). Exit status 0 on success, 2 for bad input (nothin
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -33,7 +32,8 @@ from audioldm_lora.adapter_inputs import (
     resolve_base,
     run_tool,
 )
-from datamodules.atomic_files import staged_directory
+from datamodules.atomic_files import atomic_write_json, staged_directory
+from datamodules.clip_folder import clip_stem, write_sidecar
 from lightning_modules.sampling_settings import SCHEDULER_NAMES
 
 if TYPE_CHECKING:
@@ -113,7 +113,6 @@ def _write_clips(
     staging: Path,
 ) -> list[dict[str, Any]]:
     """Generate ``clips`` (prompt, seed) batch by batch into ``staging``; returns the manifest's clip entries."""
-    from callbacks.prediction_writer import slugify
     from datamodules.audio import save_audio
     from lightning_modules.sampler import generate, seeded_generators
 
@@ -139,11 +138,10 @@ def _write_clips(
             ).cpu()
             for offset, ((prompt, seed), waveform) in enumerate(zip(batch, waveforms)):
                 index = start + offset
-                stem = f"{index:05d}_{slugify(prompt)}_seed{seed}"
-                save_audio(staging / f"{stem}.wav", waveform, backbone.sampling_rate)
-                sidecar = {"index": index, "prompt": prompt, "seed": seed, "file": f"{stem}.wav", **settings}
-                (staging / f"{stem}.json").write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
-                written.append({"index": index, "prompt": prompt, "seed": seed, "file": f"{stem}.wav"})
+                wav = staging / f"{clip_stem(index, prompt, seed)}.wav"
+                save_audio(wav, waveform, backbone.sampling_rate)
+                write_sidecar(wav, {"index": index, "prompt": prompt, "seed": seed, "file": wav.name, **settings})
+                written.append({"index": index, "prompt": prompt, "seed": seed, "file": wav.name})
             progress.advance(task, len(batch))
     return written
 
@@ -175,7 +173,7 @@ def run(args: Namespace) -> int:
     with staged_directory(out, mode="folder", overwrite=args.overwrite) as staging:
         written = _write_clips(args, backbone, clips, settings, staging)
         manifest = {**settings, "clips": written}
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        atomic_write_json(staging / MANIFEST, manifest)
     print(f"{len(written)} clip(s) written to {out}")
     return 0
 

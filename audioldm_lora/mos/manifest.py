@@ -12,7 +12,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from .audio import AUDIO_EXTENSIONS
+from datamodules.clip_folder import AUDIO_EXTENSIONS
+
 from .errors import MosInputError
 from .prompts import PromptInfo, load_prompt_file, read_sidecar
 

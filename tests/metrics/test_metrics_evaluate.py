@@ -188,7 +188,7 @@ def test_input_errors_are_clear(folders, tmp_path: Path, capsys) -> None:
     prompts.write_text("only one prompt\n")
     message = _error(tmp_path, capsys, "--generated", str(generated), "--reference", str(reference), "--prompts",
                      str(prompts))
-    assert "1 prompts for 7 generated clips" in message
+    assert "1 prompts for 7 clips" in message
 
     manifest = tmp_path / "manifest.csv"
     manifest.write_text("path,caption,genre\nelsewhere.wav,a prompt,rock\n")

@@ -164,7 +164,7 @@ def test_error_unreadable_and_empty_clips_are_all_listed(tmp_path: Path, clip_di
 def test_error_prompt_file_problems(tmp_path: Path, clip_dirs: list[str]) -> None:
     text = tmp_path / "p.txt"
     text.write_text("only one\n")
-    _expect_error(tmp_path, clip_dirs, BuildOptions(prompts=str(text)), "1 prompts for 4 clip names")
+    _expect_error(tmp_path, clip_dirs, BuildOptions(prompts=str(text)), "1 prompts for 4 clips")
     table = tmp_path / "p.csv"
     table.write_text("path,prompt\nrock/0000,a\nrock/9999,b\n")
     _expect_error(tmp_path, clip_dirs, BuildOptions(prompts=str(table)), "'rock/9999'", "matches no clip")
