@@ -17,8 +17,7 @@ tool importing one demo module does not pay for the others.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from datamodules.lazy_exports import lazy_exports
 
 _LAZY = {
     "TinyAudioLDMLoRA": "audioldm_demo.models",
@@ -28,8 +27,4 @@ _LAZY = {
 
 __all__ = sorted(_LAZY)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'audioldm_demo' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)

@@ -14,8 +14,7 @@ Knows no model (../shared/DESIGN.md section 1).
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from datamodules.lazy_exports import lazy_exports
 
 # Imported on first use, so that a light module (``datamodules.atomic_files`` for the MOS tools, say) does not
 # import torch and Lightning with the package.
@@ -27,8 +26,4 @@ _LAZY = {
 
 __all__ = sorted(_LAZY)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'datamodules' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)

@@ -6,14 +6,7 @@ for a tool, say) does not import Lightning, diffusers and peft.
 
 from __future__ import annotations
 
-from typing import Any
+from datamodules.lazy_exports import lazy_exports
 
 __all__ = ["AudioLDMLoRA"]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "AudioLDMLoRA":
-        from lightning_modules.module import AudioLDMLoRA
-
-        return AudioLDMLoRA
-    raise AttributeError(f"module 'lightning_modules' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, {"AudioLDMLoRA": "lightning_modules.module"})

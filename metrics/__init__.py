@@ -7,8 +7,7 @@ embedder backend (transformers' CLAP, laion-clap) is imported until it is used.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from datamodules.lazy_exports import lazy_exports
 
 # Imported on first use, so that a light module (``metrics.specs`` for a tool's ``--help``) imports no torch.
 # (No submodule may share a name with one of these: importing it would replace the attribute; hence metrics.clap.)
@@ -44,8 +43,4 @@ __all__ = [
     "median_pairwise_distance",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'metrics' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)
