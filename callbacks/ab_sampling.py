@@ -15,6 +15,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from callbacks.media import log_media
 from callbacks.mel_figure import ab_mel_figure
+from callbacks.progress import clip_progress
 from callbacks.run_dir import run_directory
 from datamodules.clip_folder import slugify
 from lightning_modules.ab import generate_ab
@@ -91,6 +92,7 @@ class ABSampling(Callback):
                 [s for _, s in jobs],
                 defaults.with_overrides(guidance_scale=guidance),
                 batch_size=self.batch_size,
+                progress=clip_progress(f"A/B sampling at step {step}"),
             )
             for index, (prompt, seed) in enumerate(jobs):
                 stem = f"{slugify(prompt, 32)}_seed{seed}_g{guidance:g}"

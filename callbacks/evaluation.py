@@ -22,6 +22,7 @@ import torch
 from lightning import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_info
 
+from callbacks.progress import clip_progress
 from callbacks.run_dir import run_directory
 from callbacks.wandb_logger import wandb_loggers
 from datamodules.atomic_files import atomic_write_json, atomic_write_text
@@ -159,7 +160,7 @@ class GenreEvaluation(Callback):
         sampling = self._resolved_sampling(pl_module)
         rank_zero_info(f"Evaluating {len(prompts)} clips ({'LoRA and base' if need_base else 'LoRA'}) on {split}")
         lora, base = generate_ab(pl_module.backbone, prompts, seeds, sampling, batch_size=self.batch_size,
-                                 with_base=need_base)
+                                 with_base=need_base, progress=clip_progress(f"Evaluation on {split}"))
         rate = pl_module.backbone.sampling_rate
         if need_base:
             self._base_reports[split] = self._score(base, labels, prompts, reference, pl_module, rate, "base model")

@@ -129,3 +129,18 @@ def test_offline_wandb_run_holds_media_tables_and_history(tiny_model_dir, synthe
     assert list(media.glob("table/samples/table_*.table.json"))
     assert list(media.glob("table/evaluation/step-000002_*.table.json"))
     assert any(run.glob("*.wandb"))
+
+
+def test_sampling_progress_reports_clips_and_time_left(caplog) -> None:
+    import logging
+
+    from callbacks.progress import clip_progress
+
+    ticks = iter([100.0, 110.0, 130.0])
+    report = clip_progress("Evaluation on val", clock=lambda: next(ticks))
+    with caplog.at_level(logging.INFO):
+        report(2, 8)
+        report(4, 8)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Evaluation on val")]
+    assert lines == ["Evaluation on val: 2/8 clips, 10 s elapsed, about 30 s left",
+                     "Evaluation on val: 4/8 clips, 30 s elapsed, about 30 s left"]
