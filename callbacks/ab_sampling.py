@@ -17,6 +17,7 @@ from callbacks.media import log_media
 from callbacks.mel_figure import ab_mel_figure
 from callbacks.progress import clip_progress
 from callbacks.run_dir import run_directory
+from datamodules.captions import render_caption
 from datamodules.clip_folder import slugify
 from lightning_modules.ab import generate_ab
 
@@ -73,7 +74,7 @@ class ABSampling(Callback):
         genres = list(getattr(trainer.datamodule, "genres", []) or [])
         if not genres:
             raise ValueError("ABSampling has no prompts: give `prompts`, or use a data module that has `genres`.")
-        return [self.prompt_template.format(genre=g.replace("_", " ")) for g in genres]
+        return [render_caption(self.prompt_template, genre) for genre in genres]
 
     def sample(self, trainer: Trainer, pl_module: LightningModule, directory: Path) -> dict[str, Any]:
         """Generate and log one round into ``directory``; returns the waveforms (for tests and other callbacks)."""

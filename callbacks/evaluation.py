@@ -27,6 +27,7 @@ from callbacks.run_dir import run_directory
 from callbacks.wandb_logger import wandb_loggers
 from datamodules.atomic_files import atomic_write_json, atomic_write_text
 from datamodules.audio import load_audio
+from datamodules.captions import render_caption
 from datamodules.clip_folder import AUDIO_EXTENSIONS
 from lightning_modules.ab import generate_ab
 from lightning_modules.sampling_settings import SamplingSettings
@@ -112,7 +113,7 @@ class GenreEvaluation(Callback):
         prompts, seeds, labels = [], [], []
         for genre in self._genres(trainer):
             for i in range(self.clips_per_genre):
-                prompts.append(self.prompt_template.format(genre=genre.replace("_", " ")))
+                prompts.append(render_caption(self.prompt_template, genre))
                 seeds.append(self.seed + i)
                 labels.append(genre)
         return prompts, seeds, labels

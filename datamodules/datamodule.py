@@ -37,6 +37,7 @@ from datamodules.sources import (
     FolderSource,
     IndexedSource,
     ManifestSource,
+    check_one_source,
     make_source,
 )
 from datamodules.streaming import (
@@ -134,11 +135,7 @@ class GenreAudioDataModule(LightningDataModule):
         super().__init__()
         self.save_hyperparameters()
         self.captions = CaptionPolicy(caption_template, caption_fallback)
-        if sum(bool(s) for s in (root, manifest, hf_dataset, shards)) != 1:
-            raise DataSourceError(
-                "Give exactly one data source: `data.root` (folder per genre), `data.manifest` (CSV or JSONL), "
-                "`data.hf_dataset` (Hugging Face) or `data.shards` (WebDataset tars)."
-            )
+        check_one_source(root, manifest, hf_dataset, shards)
         if not 0.0 <= val_fraction < 1.0:
             raise DataSourceError(f"val_fraction must be in [0, 1), got {val_fraction}.")
         if duration <= 0:

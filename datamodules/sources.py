@@ -84,6 +84,19 @@ class ManifestSource(IndexedSource):
         return read_manifest(self.manifest, self.captions, problems)
 
 
+def check_one_source(
+    root: str | None, manifest: str | None, hf_dataset: str | None, shards: str | list[str] | None
+) -> None:
+    """Raise :class:`DataSourceError` unless exactly one data source is given (naming those that are)."""
+    given = {name: value for name, value in
+             {"root": root, "manifest": manifest, "hf_dataset": hf_dataset, "shards": shards}.items() if value}
+    if len(given) != 1:
+        raise DataSourceError(
+            "Give exactly one data source: `data.root` (folder per genre), `data.manifest` (CSV or JSONL), "
+            f"`data.hf_dataset` (Hugging Face) or `data.shards` (WebDataset tars); got {sorted(given) or 'none'}."
+        )
+
+
 def make_source(
     captions: CaptionPolicy,
     root: str | None = None,
@@ -93,13 +106,7 @@ def make_source(
     hf_options: dict[str, Any] | None = None,
 ) -> DataSource:
     """The one source that is configured; raises :class:`DataSourceError` unless exactly one is given."""
-    given = {name: value for name, value in
-             {"root": root, "manifest": manifest, "hf_dataset": hf_dataset, "shards": shards}.items() if value}
-    if len(given) != 1:
-        raise DataSourceError(
-            "Give exactly one data source: `data.root` (folder per genre), `data.manifest` (CSV or JSONL), "
-            f"`data.hf_dataset` (Hugging Face) or `data.shards` (WebDataset tars); got {sorted(given) or 'none'}."
-        )
+    check_one_source(root, manifest, hf_dataset, shards)
     if root:
         return FolderSource(root, captions)
     if manifest:
