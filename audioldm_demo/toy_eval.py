@@ -25,7 +25,8 @@ from lightning_modules.backbone import Backbone, load_backbone
 from audioldm_demo.toy_settings import ToyEvalSettings
 from metrics import MelStatisticsEmbedder
 from metrics.comparison import compare_reports, comparison_markdown
-from metrics.evaluation import LabelledEmbeddings, score_report
+from metrics.evaluation import score_report
+from metrics.genre_scores import LabelledEmbeddings
 
 POOLED = "A..E pooled"  # genres A..E scored as one group: what "the others" are, with 5x the clips of a genre
 REFERENCE_SET = 2  # synthesis seed set of the references (the build uses 1, the LoRA data write_synthetic_dataset's)

@@ -33,7 +33,7 @@ from lightning_modules.ab import generate_ab
 from lightning_modules.sampling_settings import SamplingSettings
 from metrics import build_embedder
 from metrics.comparison import compare_reports, comparison_markdown
-from metrics.evaluation import OVERALL, LabelledEmbeddings, score_report
+from metrics.genre_scores import OVERALL, GenreScores, LabelledEmbeddings
 
 
 def reference_clips_from_folder(root: str | Path) -> list[tuple[str, str]]:
@@ -149,9 +149,12 @@ class GenreEvaluation(Callback):
     def _score(self, waveforms: torch.Tensor, labels: list[str], prompts: list[str], reference: LabelledEmbeddings,
                pl_module: LightningModule, sample_rate: int, source: str) -> dict:
         embedder = self.embedder(pl_module)
-        generated = LabelledEmbeddings(embedder.embed_audio(list(waveforms), sample_rate).cpu().numpy(), labels, source)
-        text = embedder.embed_text(prompts).cpu().numpy() if embedder.supports_text else None
-        return score_report(generated, reference, text_embeddings=text, convention=self.clap_convention)
+        # No DDP sync yet: every rank scores the whole evaluation set (a synced compute would count it world-size times).
+        scores = GenreScores(reference, source, genres=sorted(set(labels)), convention=self.clap_convention,
+                             sync_on_compute=False)
+        text = embedder.embed_text(prompts) if embedder.supports_text else None
+        scores.update(embedder.embed_audio(list(waveforms), sample_rate), labels, text)
+        return scores.compute()
 
     def evaluate(self, trainer: Trainer, pl_module: LightningModule, split: str) -> dict[str, Any]:
         """Generate the evaluation set with (and, once, without) the adapter and score both against ``split``."""

@@ -1,4 +1,5 @@
-"""torchmetrics ``Metric``s for the CLAP score, KAD and FAD, shared by the module's test step and the callbacks.
+"""torchmetrics ``Metric``s for the CLAP score, KAD and FAD: every score the project reports goes through them
+(:class:`metrics.genre_scores.GenreScores` holds one set per genre for ``evaluate``, the callbacks and the demo).
 
 All three keep the per-item values (embeddings or cosines) as list states reduced with ``dist_reduce_fx="cat"``:
 under DDP every rank's items are gathered before ``compute``, so the result is the single-process result on the
@@ -27,14 +28,14 @@ from metrics.fad import FAD_EPS, frechet_audio_distance
 from metrics.kad import DEFAULT_BLOCK_SIZE, kernel_audio_distance, median_pairwise_distance
 
 
-def _is_empty(state: list[torch.Tensor] | torch.Tensor) -> bool:
-    """A list state is a list before a DDP sync and one concatenated tensor after it."""
+def is_empty_state(state: list[torch.Tensor] | torch.Tensor) -> bool:
+    """Whether a list state holds no rows (it is a list before a DDP sync and one concatenated tensor after it)."""
     return state.numel() == 0 if isinstance(state, torch.Tensor) else len(state) == 0
 
 
 def _width(state: list[torch.Tensor] | torch.Tensor) -> int | None:
     """Embedding dimension held by a state, or None when it is empty."""
-    if _is_empty(state):
+    if is_empty_state(state):
         return None
     return int(state.shape[-1] if isinstance(state, torch.Tensor) else state[0].shape[-1])
 
@@ -97,10 +98,11 @@ class _EmbeddingSetMetric(_EmbedderMixin, Metric):
                 )
         (self.real_features if real else self.fake_features).append(embeddings.detach().to(self.device))
 
-    def _sets(self) -> tuple[torch.Tensor, torch.Tensor]:
-        if _is_empty(self.real_features):
+    def embedding_sets(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The accumulated ``(reference, generated)`` embeddings, each ``[N, D]``; raises when a set is empty."""
+        if is_empty_state(self.real_features):
             raise EmbeddingError(f"{type(self).__name__} has no reference embeddings: call update(..., real=True)")
-        if _is_empty(self.fake_features):
+        if is_empty_state(self.fake_features):
             raise EmbeddingError(f"{type(self).__name__} has no generated embeddings: call update(..., real=False)")
         return dim_zero_cat(self.real_features), dim_zero_cat(self.fake_features)
 
@@ -144,7 +146,7 @@ class KernelAudioDistance(_EmbeddingSetMetric):
 
     def compute(self) -> torch.Tensor:
         """KAD of the accumulated sets (0-dim float64)."""
-        real, fake = self._sets()
+        real, fake = self.embedding_sets()
         bandwidth = self.bandwidth
         if bandwidth is None and fake.shape[0] >= 2:
             check_finite(fake, "generated")
@@ -173,7 +175,7 @@ class FrechetAudioDistance(_EmbeddingSetMetric):
 
     def compute(self) -> torch.Tensor:
         """FAD of the accumulated sets (0-dim float64)."""
-        real, fake = self._sets()
+        real, fake = self.embedding_sets()
         return frechet_audio_distance(real, fake, eps=self.eps)
 
 
@@ -224,7 +226,7 @@ class CLAPScore(_EmbedderMixin, Metric):
 
     def compute_cosines(self) -> torch.Tensor:
         """All raw per-pair cosines accumulated so far (float64), in update order on a single process."""
-        if _is_empty(self.cosines):
+        if is_empty_state(self.cosines):
             raise EmbeddingError("CLAPScore has no pairs: call update first")
         return dim_zero_cat(self.cosines)
 

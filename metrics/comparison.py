@@ -6,7 +6,7 @@ two :func:`metrics.evaluation.score_report` results over the same prompts, seeds
 
 from __future__ import annotations
 
-from metrics.evaluation import OVERALL
+from metrics.genre_scores import OVERALL
 
 METRICS = ("clap_score", "kad", "fad")
 LABELS = {"clap_score": "CLAP", "kad": "KAD", "fad": "FAD"}

@@ -9,30 +9,11 @@ whereas the overall row raises: an evaluation without a defined overall score is
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
-import torch
 
-from metrics.checks import EmbeddingError, check_embedding_pair
-from metrics.clap import ClapConvention, apply_convention, check_convention, pair_cosines
-from metrics.fad import frechet_audio_distance
-from metrics.kad import DEFAULT_BLOCK_SIZE, kernel_audio_distance, median_pairwise_distance
-
-OVERALL = "all"
-
-
-@dataclass(frozen=True)
-class LabelledEmbeddings:
-    """``[N, D]`` embeddings, the genre of each row (None when unknown) and where they came from."""
-
-    embeddings: np.ndarray
-    genres: list[str | None]
-    source: str
-
-    def __post_init__(self) -> None:
-        if len(self.genres) != len(self.embeddings):
-            raise ValueError(f"{len(self.genres)} genres for {len(self.embeddings)} embeddings")
+from metrics.clap import ClapConvention
+from metrics.genre_scores import GenreScores, LabelledEmbeddings
+from metrics.kad import DEFAULT_BLOCK_SIZE
 
 
 def score_report(
@@ -45,7 +26,8 @@ def score_report(
     bandwidth: float | None = None,
     block_size: int = DEFAULT_BLOCK_SIZE,
 ) -> dict:
-    """KAD, FAD and (with ``text_embeddings``) the CLAP score, overall and per genre of the generated set.
+    """KAD, FAD and (with ``text_embeddings``) the CLAP score, overall and per genre of the generated set, in one
+    process: a :class:`~metrics.genre_scores.GenreScores` fed once (no DDP sync).
 
     Args:
         text_embeddings: ``[N, D]`` CLAP text embeddings aligned with the generated rows; rows whose ``prompted``
@@ -55,61 +37,10 @@ def score_report(
     Raises:
         EmbeddingError: the overall sets have fewer than 2 rows, different dimensions or NaN/inf rows.
     """
-    check_convention(convention)
-    gen = torch.from_numpy(np.asarray(generated.embeddings, dtype=np.float32))
-    ref = torch.from_numpy(np.asarray(reference.embeddings, dtype=np.float32))
-    check_embedding_pair(ref, gen, "KAD and FAD")
-    cosines = None
-    if text_embeddings is not None:
-        prompted = [True] * len(gen) if prompted is None else list(prompted)
-        rows = [i for i, has in enumerate(prompted) if has]
-        cosines = {}
-        if rows:
-            values = pair_cosines(np.asarray(text_embeddings)[rows], gen[rows].numpy())
-            cosines = dict(zip(rows, values.tolist()))
-    groups = [(OVERALL, list(range(len(gen))))]
-    genres = sorted({genre for genre in generated.genres if genre is not None})
-    groups += [(genre, [i for i, g in enumerate(generated.genres) if g == genre]) for genre in genres]
-    report_rows = {}
-    for name, gen_rows in groups:
-        ref_rows = [i for i, g in enumerate(reference.genres) if g == name] if name != OVERALL else []
-        ref_label = name if ref_rows else OVERALL
-        ref_rows = ref_rows or list(range(len(ref)))
-        report_rows[name] = _score_group(
-            gen[gen_rows], ref[ref_rows], ref_label, bandwidth, block_size, strict=name == OVERALL
-        )
-        if cosines is not None:
-            values = [cosines[i] for i in gen_rows if i in cosines]
-            report_rows[name]["clap_pairs"] = len(values)
-            report_rows[name]["clap_score"] = (
-                float(apply_convention(torch.tensor(values, dtype=torch.float64), convention).mean()) if values else None
-            )
-    return {
-        "generated": {"source": generated.source, "clips": len(gen)},
-        "reference": {"source": reference.source, "clips": len(ref)},
-        "embedding_dim": int(gen.shape[1]),
-        "clap_convention": convention if cosines is not None else None,
-        "kad_bandwidth_rule": "fixed" if bandwidth is not None else "median pairwise distance of the generated set",
-        "rows": report_rows,
-    }
-
-
-def _score_group(gen: torch.Tensor, ref: torch.Tensor, ref_label: str, bandwidth: float | None, block_size: int,
-                 strict: bool) -> dict:
-    row: dict = {"n_generated": int(gen.shape[0]), "n_reference": int(ref.shape[0]), "reference_set": ref_label,
-                 "kad": None, "kad_bandwidth": None, "fad": None, "clap_score": None, "clap_pairs": 0, "note": None}
-    try:
-        check_embedding_pair(ref, gen, "KAD and FAD")
-    except EmbeddingError as error:
-        if strict:
-            raise
-        row["note"] = str(error)
-        return row
-    used = float(median_pairwise_distance(gen, block_size=block_size)) if bandwidth is None else float(bandwidth)
-    row["kad_bandwidth"] = used
-    row["kad"] = float(kernel_audio_distance(ref, gen, used, block_size=block_size))
-    row["fad"] = float(frechet_audio_distance(ref, gen))
-    return row
+    scores = GenreScores(reference, generated.source, convention=convention, bandwidth=bandwidth,
+                         block_size=block_size, sync_on_compute=False)
+    scores.update(generated.embeddings, generated.genres, text_embeddings, prompted)
+    return scores.compute()
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
