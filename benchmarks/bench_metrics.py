@@ -95,7 +95,8 @@ def run_case(case: str, n: int, dim: int, seed: int, reference_path: str | None)
     sys.path.insert(0, str(ROOT))
     x, y = _embeddings(n, dim, seed)
     if case == "ours-kad":
-        from metrics.kad import kernel_audio_distance, median_pairwise_distance
+        from metrics.kad import kernel_audio_distance
+        from metrics.median_distance import median_pairwise_distance
 
         def work():
             bandwidth = float(median_pairwise_distance(y))

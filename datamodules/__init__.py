@@ -6,7 +6,8 @@ Map of the package (one job per file): ``audio`` (decode, resample), ``features`
 ``sources`` / ``hf_source`` / ``webdataset_source`` (where items come from), ``sharding`` and ``ordering`` (who
 reads what, in which order), ``dataset`` (map-style clips) and ``streaming`` (IterableDataset), ``latent_cache``
 (storage and cached dataset; receives encoders as functions), ``validate`` (``audioldm-lora prepare``),
-``atomic_files`` (the one way files and folders are published) and ``datamodule``. The synthetic genres are the
+``atomic_files`` (the one way files and folders are published), ``splits`` (train/val/test by file or by key),
+``screening`` (the start-up checks of a source) and ``datamodule``. The synthetic genres are the
 demo's (:mod:`audioldm_demo.synthetic`).
 
 Knows no model (../shared/DESIGN.md section 1).

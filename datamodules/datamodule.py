@@ -3,13 +3,13 @@
 Sources: a folder per genre, a CSV/JSONL manifest, a Hugging Face dataset or WebDataset shards (one of them).
 Paths: map-style for indexed sources (Lightning adds the DistributedSampler under DDP), or streaming (an
 IterableDataset sharded over ranks and workers; always for shards), or the latent cache (``latent_cache``).
+Which items each split holds is decided in ``splits``; the checks that fail a bad source in ``setup`` are
+``screening``'s. This module wires them to the datasets and loaders.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import random
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,10 +19,10 @@ from lightning import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
 
-from datamodules.audio import AudioDecodeError, AudioInfo, audio_info
-from datamodules.bad_items import MIN_DURATION, BadItem, BadItemError, Reason
+from datamodules.audio import AudioInfo
+from datamodules.bad_items import BadItem, BadItemError
 from datamodules.captions import CaptionPolicy
-from datamodules.dataset import AudioClipDataset, PromptDataset, read_clip
+from datamodules.dataset import AudioClipDataset, PromptDataset
 from datamodules.latent_cache import (
     LatentCacheDataset,
     SplitRecord,
@@ -31,7 +31,8 @@ from datamodules.latent_cache import (
 )
 from datamodules.manifest import AudioItem, DataSourceError
 from datamodules.ordering import GenreBalancedSampler
-from datamodules.sharding import Consumer, key_fraction
+from datamodules.screening import check_files, probe
+from datamodules.sharding import Consumer
 from datamodules.sources import (
     DataSource,
     FolderSource,
@@ -40,25 +41,16 @@ from datamodules.sources import (
     check_one_source,
     make_source,
 )
+from datamodules.splits import select_genres, shard_streams, split_by_file
 from datamodules.streaming import (
     ItemStream,
-    Record,
     ShardStream,
     StreamingClipDataset,
     item_records,
 )
+from datamodules.webdataset_source import WebDatasetSource
 
 log = logging.getLogger(__name__)
-
-
-class KeySplit:
-    """Picklable split of a stream by sample key: validation when the key's stable fraction is below ``fraction``."""
-
-    def __init__(self, seed: int, fraction: float, validation: bool) -> None:
-        self.seed, self.fraction, self.validation = seed, fraction, validation
-
-    def __call__(self, key: str) -> bool:
-        return (key_fraction(key, self.seed) < self.fraction) == self.validation
 
 
 class GenreAudioDataModule(LightningDataModule):
@@ -184,81 +176,11 @@ class GenreAudioDataModule(LightningDataModule):
             "val_shards": hp.val_shards,
         }
 
-    def _select_genres(self, items: list[AudioItem]) -> list[AudioItem]:
-        wanted = self.hparams.genres
-        if not wanted:
-            return items
-        present = {item.genre for item in items}
-        missing = sorted(set(wanted) - present)
-        if missing:
-            raise DataSourceError(f"Genre(s) {missing} have no clips in the data source; present: {sorted(present)}.")
-        return [item for item in items if item.genre in set(wanted)]
-
     def _read_items(self) -> list[AudioItem]:
         source = self.make_source()
         if not isinstance(source, IndexedSource):
             raise DataSourceError("WebDataset shards have no item list; they are read as a stream.")
-        return self._select_genres(source.items(self.bad_items))
-
-    def _check_files(self, items: list[AudioItem]) -> tuple[list[AudioItem], dict[str, AudioInfo]]:
-        """Read every file's header once: unreadable, empty and too short files are left out and reported."""
-        infos: dict[str, AudioInfo | None] = {}
-        kept = []
-        for item in items:
-            if item.path not in infos:
-                try:
-                    info = audio_info(item.path)
-                    if info.frames == 0:
-                        raise BadItemError(item.path, Reason.ZERO_LENGTH, "the file holds no samples")
-                    if info.duration < MIN_DURATION:
-                        raise BadItemError(item.path, Reason.TOO_SHORT, f"{info.duration:.3f} s")
-                    infos[item.path] = info
-                except AudioDecodeError as error:
-                    self.bad_items.append(BadItem(item.path, Reason.UNREADABLE, str(error)))
-                    infos[item.path] = None
-                except BadItemError as error:
-                    self.bad_items.append(error.item)
-                    infos[item.path] = None
-            if infos[item.path] is not None:
-                kept.append(item)
-        return kept, {path: info for path, info in infos.items() if info is not None}
-
-    def _probe(self, records: Iterator[Record]) -> None:
-        """Decode records until one is good; a source without any fails here, at start, not at step N."""
-        tried = 0
-        for record in records:
-            tried += 1
-            if isinstance(record, BadItem):
-                continue
-            item, audio = record
-            try:
-                read_clip(item, audio, self.hparams.duration, random_crop=False)
-                return
-            except Exception:  # noqa: BLE001 - any failure means "not this one"; the next record is tried
-                continue
-        raise DataSourceError(
-            f"No valid item in the data source ({tried} tried, every one bad). Run `audioldm-lora prepare` on it "
-            "to see each item's reason."
-        )
-
-    def _split(self, items: list[AudioItem]) -> dict[str, list[AudioItem]]:
-        """Explicit ``split`` column first; the rest split by source file with a seeded shuffle."""
-        splits: dict[str, list[AudioItem]] = {"train": [], "val": [], "test": []}
-        unassigned = [item for item in items if item.split is None]
-        for item in items:
-            if item.split is not None:
-                splits[item.split].append(item)
-        files = sorted({item.path for item in unassigned})
-        random.Random(self.hparams.split_seed).shuffle(files)
-        n_val = math.ceil(self.hparams.val_fraction * len(files)) if self.hparams.val_fraction > 0 else 0
-        if n_val >= len(files) and files:
-            n_val = len(files) - 1
-        val_files = set(files[:n_val])
-        for item in unassigned:
-            splits["val" if item.path in val_files else "train"].append(item)
-        if not splits["test"]:
-            splits["test"] = list(splits["val"])
-        return splits
+        return select_genres(source.items(self.bad_items), self.hparams.genres)
 
     # ------------------------------------------------------------------------------------------------- setup
     def setup(self, stage: str | None = None) -> None:
@@ -286,16 +208,16 @@ class GenreAudioDataModule(LightningDataModule):
         items = self._read_items()
         infos: dict[str, AudioInfo] | None = None
         if isinstance(source, (FolderSource, ManifestSource)):
-            items, infos = self._check_files(items)
+            items, infos = check_files(items, self.bad_items)
         elif items:
-            self._probe(item_records(items, source.read))  # type: ignore[attr-defined]
+            probe(item_records(items, source.read), self.hparams.duration)  # type: ignore[attr-defined]
         if not items:
             self._warn_bad_items()
             raise DataSourceError(
                 "No readable audio in the data source; every item is bad (see the warning, or run "
                 "`audioldm-lora prepare` for each item's reason)."
             )
-        self.splits = self._split(items)
+        self.splits = split_by_file(items, self.hparams.val_fraction, self.hparams.split_seed)
         if not self.splits["train"]:
             raise DataSourceError("The training split is empty; lower val_fraction or mark rows split=train.")
         self.genres = sorted({item.genre for item in self.splits["train"]})
@@ -319,28 +241,17 @@ class GenreAudioDataModule(LightningDataModule):
         )
 
     def _shard_streams(self) -> dict[str, ShardStream]:
-        """Train and validation streams of the shards (validation: ``val_shards`` or a key-hash share)."""
-        from datamodules.webdataset_source import WebDatasetSource
-
+        """Train and validation streams of the shards (see :func:`~datamodules.splits.shard_streams`)."""
         hp = self.hparams
         source = self.make_source()
         assert isinstance(source, WebDatasetSource)
-        genres = set(hp.genres) if hp.genres else None
-        if hp.val_shards:
-            val_source = WebDatasetSource(hp.val_shards, self.captions)
-            return {"train": ShardStream(source, None, genres), "val": ShardStream(val_source, None, genres)}
-        if hp.val_fraction > 0:
-            return {
-                "train": ShardStream(source, KeySplit(hp.split_seed, hp.val_fraction, validation=False), genres),
-                "val": ShardStream(source, KeySplit(hp.split_seed, hp.val_fraction, validation=True), genres),
-            }
-        return {"train": ShardStream(source, None, genres)}
+        return shard_streams(source, self.captions, hp.genres, hp.val_shards, hp.val_fraction, hp.split_seed)
 
     def _setup_shards(self) -> None:
         hp = self.hparams
         self._streams = self._shard_streams()
         train = self._streams["train"]
-        self._probe(record for record in train.plan(Consumer(), hp.seed, 0, shuffle=False).records)
+        probe((record for record in train.plan(Consumer(), hp.seed, 0, shuffle=False).records), hp.duration)
         self.genres = sorted(hp.genres) if hp.genres else train.genres()
         for name, stream in self._streams.items():
             training = name == "train"

@@ -24,7 +24,7 @@ _LAZY = {
     "build_embedder": "metrics.embedders",
     "frechet_audio_distance": "metrics.fad",
     "kernel_audio_distance": "metrics.kad",
-    "median_pairwise_distance": "metrics.kad",
+    "median_pairwise_distance": "metrics.median_distance",
 }
 
 __all__ = [

@@ -7,7 +7,7 @@ import pytest
 import torch
 from metrics_helpers import reference_kad, reference_median_distance
 
-import metrics.kad as kad_module
+import metrics.median_distance as median_module
 from metrics import EmbeddingError, kernel_audio_distance, median_pairwise_distance
 
 
@@ -43,23 +43,23 @@ def test_blockwise_median_with_ties_and_duplicate_rows() -> None:
 
 
 def test_sampled_bracket_path_is_exact(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(kad_module, "_COLLECT_ALL_MAX_PAIRS", 1000)  # force the sampled bracket on small inputs
-    monkeypatch.setattr(kad_module, "_SAMPLE_PAIRS", 3000)
+    monkeypatch.setattr(median_module, "_COLLECT_ALL_MAX_PAIRS", 1000)  # force the sampled bracket on small inputs
+    monkeypatch.setattr(median_module, "_SAMPLE_PAIRS", 3000)
     for n in (400, 701):
         y = torch.randn(n, 32, generator=torch.Generator().manual_seed(n))
         assert torch.equal(median_pairwise_distance(y, block_size=128), torch.median(torch.pdist(y)))
 
 
 def test_too_many_candidates_fall_back_to_the_histogram(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(kad_module, "_COLLECT_ALL_MAX_PAIRS", 1000)
-    monkeypatch.setattr(kad_module, "_MAX_CANDIDATES", 10)  # the sampled bracket is abandoned mid-pass
+    monkeypatch.setattr(median_module, "_COLLECT_ALL_MAX_PAIRS", 1000)
+    monkeypatch.setattr(median_module, "_MAX_CANDIDATES", 10)  # the sampled bracket is abandoned mid-pass
     y = torch.randn(300, 8, generator=torch.Generator().manual_seed(2))
     assert torch.equal(median_pairwise_distance(y, block_size=64), torch.median(torch.pdist(y)))
 
 
 def test_histogram_fallback_is_exact_when_the_sample_misleads(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(kad_module, "_COLLECT_ALL_MAX_PAIRS", 1000)
-    monkeypatch.setattr(kad_module, "_sample_bracket", lambda *args, **kwargs: (0.0, 1e-3))  # a wrong bracket
+    monkeypatch.setattr(median_module, "_COLLECT_ALL_MAX_PAIRS", 1000)
+    monkeypatch.setattr(median_module, "_sample_bracket", lambda *args, **kwargs: (0.0, 1e-3))  # a wrong bracket
     y = torch.randn(500, 16, generator=torch.Generator().manual_seed(1))
     assert torch.equal(median_pairwise_distance(y, block_size=100), torch.median(torch.pdist(y)))
 
