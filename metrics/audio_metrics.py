@@ -21,11 +21,13 @@ import torch
 from torchmetrics import Metric
 from torchmetrics.utilities.data import dim_zero_cat
 
+from metrics.blockwise import DEFAULT_BLOCK_SIZE
 from metrics.checks import EmbeddingError, as_embedding_tensor, check_finite
 from metrics.clap import ClapConvention, apply_convention, check_convention, pair_cosines
 from metrics.embedders.base import AudioEmbedder, AudioInput
 from metrics.fad import FAD_EPS, frechet_audio_distance
-from metrics.kad import DEFAULT_BLOCK_SIZE, kernel_audio_distance, median_pairwise_distance
+from metrics.kad import kernel_audio_distance
+from metrics.median_distance import median_pairwise_distance
 
 
 def is_empty_state(state: list[torch.Tensor] | torch.Tensor) -> bool:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from metrics.blockwise import DEFAULT_BLOCK_SIZE
 from metrics.clap import ClapConvention
 from metrics.genre_scores import GenreScores, LabelledEmbeddings
-from metrics.kad import DEFAULT_BLOCK_SIZE
 
 
 def score_report(

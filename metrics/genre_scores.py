@@ -23,9 +23,9 @@ import numpy as np
 import torch
 
 from metrics.audio_metrics import CLAPScore, FrechetAudioDistance, KernelAudioDistance, is_empty_state
+from metrics.blockwise import DEFAULT_BLOCK_SIZE
 from metrics.checks import EmbeddingError, as_embedding_tensor, check_embedding_pair
 from metrics.clap import ClapConvention, check_convention
-from metrics.kad import DEFAULT_BLOCK_SIZE
 
 OVERALL = "all"
 
