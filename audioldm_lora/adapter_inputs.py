@@ -1,36 +1,29 @@
 """What the adapter tools (generate, merge, model-card) share: the arguments, the checks done before any model
-is loaded, loading base plus adapters, and turning the errors a user can fix into a message and exit status 2.
+is loaded, and loading base plus adapters. The error path, the device default and the progress display are every
+tool's: :mod:`audioldm_lora.tool_convention`.
 """
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
-from jsonargparse import ArgumentParser, Namespace
+from jsonargparse import ArgumentParser
 
+from audioldm_lora.tool_convention import ToolInputError
 from datamodules.atomic_files import ensure_publishable
-from lightning_modules.adapter_files import AdapterError, AdapterFile, parse_adapter_specs, read_adapter
+from lightning_modules.adapter_files import (
+    AdapterFile,
+    parse_adapter_specs,
+    read_adapter,
+)
 
 if TYPE_CHECKING:
     from lightning_modules.backbone import Backbone
 
 
-class CommandInputError(ValueError):
+class CommandInputError(ToolInputError):
     """Bad input to a tool (empty prompts file, occupied --out ...); the message says what to fix."""
-
-
-def user_errors() -> tuple[type[BaseException], ...]:
-    """The errors a user fixes (printed as one line, exit status 2). Imported here, after parsing, so that a tool's
-    ``--help`` does not import torch and diffusers for the model's error classes."""
-    from lightning_modules.backbone import ModelLoadError
-    from lightning_modules.hub import HubUploadError
-    from lightning_modules.model_card import ModelCardError
-
-    return (CommandInputError, AdapterError, ModelLoadError, ModelCardError, HubUploadError, FileExistsError)
 
 
 def add_model_arguments(parser: ArgumentParser) -> None:
@@ -78,14 +71,7 @@ def check_output_directory(out: Path, overwrite: bool) -> None:
         raise CommandInputError(f"--out: {error} (--overwrite replaces it)") from error
 
 
-def default_device() -> str:
-    """``cuda`` when a GPU is visible, else ``cpu``."""
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def load_model(base: str, adapters: list[AdapterFile], device: str) -> "Backbone":
+def load_model(base: str, adapters: list[AdapterFile], device: str) -> Backbone:
     """Load the base model, then the adapters into its sites at their weights, on ``device``, in eval mode."""
     from lightning_modules.adapters import load_adapters
     from lightning_modules.backbone import load_backbone
@@ -95,16 +81,3 @@ def load_model(base: str, adapters: list[AdapterFile], device: str) -> "Backbone
     for module in backbone.named_modules().values():
         module.to(device).eval()
     return backbone
-
-
-def run_tool(name: str, parser: ArgumentParser, argv: list[str] | None, run: Callable[[Namespace], int]) -> int:
-    """Parse ``argv`` and call ``run``; a user error prints ``audioldm-lora NAME: error: ...`` and returns 2."""
-    try:
-        args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
-    except SystemExit as exit_:
-        return exit_.code if isinstance(exit_.code, int) else 2
-    try:
-        return run(args)
-    except user_errors() as error:
-        print(f"audioldm-lora {name}: error: {error}", file=sys.stderr)
-        return 2

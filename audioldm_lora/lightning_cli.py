@@ -12,7 +12,6 @@ full message and traceback.
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 from typing import Any, NoReturn
@@ -22,14 +21,13 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.io import CheckpointIO
 
 from audioldm_lora.cli import DESCRIPTION
+from audioldm_lora.tool_convention import DEBUG_ENV, debugging
 from callbacks.adapter_export import AdapterExport
 from callbacks.checkpoint_io import AtomicCheckpointIO
 from datamodules.errors import DataSourceError
 from lightning_modules.adapter_files import AdapterError
 from lightning_modules.backbone import ModelLoadError
 from lightning_modules.lora import LoraConfigError
-
-DEBUG_ENV = "AUDIOLDM_LORA_DEBUG"
 
 # Lines of jsonargparse's union errors that never say what is wrong.
 _NOISE = re.compile(
@@ -44,11 +42,6 @@ class RunConfigurationError(ValueError):
 
 # Errors a run raises that a user fixes in the config or the files (printed without a traceback).
 USER_ERRORS = (RunConfigurationError, DataSourceError, ModelLoadError, LoraConfigError, AdapterError)
-
-
-def debugging() -> bool:
-    """Whether ``AUDIOLDM_LORA_DEBUG`` asks for full messages and tracebacks."""
-    return os.environ.get(DEBUG_ENV, "").lower() not in ("", "0", "false", "no")
 
 
 def concise_message(message: str) -> str:

@@ -36,6 +36,7 @@ import torch
 import torchaudio.functional as AF
 from torch.utils.data import DataLoader, Dataset
 
+from audioldm_lora.tool_convention import dashed_argv
 from benchmarks.report import machine, update_section
 from datamodules import GenreAudioDataModule
 from audioldm_demo.synthetic import synthesize_clip
@@ -253,13 +254,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=5, help="loader epochs (the first is not timed)")
     parser.add_argument("--rounds", type=int, default=3, help="turns of each training variant")
-    parser.add_argument("--tiny_steps", type=int, default=5, help="timed steps per round, tiny model")
-    parser.add_argument("--tiny_duration", type=float, default=4.0,
+    parser.add_argument("--tiny-steps", type=int, default=5, help="timed steps per round, tiny model")
+    parser.add_argument("--tiny-duration", type=float, default=4.0,
                         help="clip length for the tiny model (its full-resolution attention makes 10.24 s slow)")
-    parser.add_argument("--full_steps", type=int, default=2, help="timed steps per round, full size (0: skip)")
-    parser.add_argument("--full_rounds", type=int, default=2, help="turns of each variant, full size")
-    parser.add_argument("--no_doc", action="store_true", help="print only; leave docs/benchmarks.md alone")
-    args = parser.parse_args(argv)
+    parser.add_argument("--full-steps", type=int, default=2, help="timed steps per round, full size (0: skip)")
+    parser.add_argument("--full-rounds", type=int, default=2, help="turns of each variant, full size")
+    parser.add_argument("--no-doc", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    # The underscore spellings (--tiny_steps, --no_doc ...) still work: the tools' convention.
+    args = parser.parse_args(dashed_argv(parser, sys.argv[1:] if argv is None else argv))
     command = "python benchmarks/bench_data.py " + " ".join(argv if argv is not None else sys.argv[1:])
     host = machine()
     with tempfile.TemporaryDirectory(prefix="bench-data-") as tmp:

@@ -1,6 +1,6 @@
 """Benchmark: our KAD and FAD against kadtk's and fadtk's own functions on N x D random embeddings.
 
-    python benchmarks/bench_metrics.py [--n 10000] [--dim 512] [--reference_path DIR] [--no_doc]
+    python benchmarks/bench_metrics.py [--n 10000] [--dim 512] [--reference-path DIR] [--no-doc]
 
 Each measurement runs in a fresh process so that its peak resident memory (``ru_maxrss`` minus the resident size
 once the embeddings exist) belongs to that computation alone. Reported per metric: value, wall time, peak extra
@@ -11,7 +11,7 @@ TensorFlow/laion-clap). To compare anyway, install them without dependencies int
 
     pip install --no-deps --target /tmp/bench-deps kadtk==1.1.0 fadtk==1.1.0 hypy-utils
 
-and pass ``--reference_path /tmp/bench-deps`` (or set ``BENCH_REFERENCE_PATH``). The result table replaces the
+and pass ``--reference-path /tmp/bench-deps`` (or set ``BENCH_REFERENCE_PATH``). The result table replaces the
 ``bench_metrics`` section of docs/benchmarks.md (``make bench`` runs every benchmark). ``fadtk.fad`` imports as is; ``kadtk``'s package ``__init__`` imports
 every embedding model (torchlibrosa, laion-clap...), so this script loads the unmodified ``kadtk/kad.py`` file with
 the two modules it imports for its classes (``emb_loader``, ``model_loader``) replaced by empty stand-ins: the
@@ -33,6 +33,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from audioldm_lora.tool_convention import dashed_argv  # after the path insert
 
 
 def _resident_bytes() -> int:
@@ -112,7 +114,7 @@ def run_case(case: str, n: int, dim: int, seed: int, reference_path: str | None)
     elif case == "kadtk":
         kad = _load_kadtk(reference_path)
         if kad is None:
-            return {"missing": "kadtk is not importable (see --reference_path in the docstring)"}
+            return {"missing": "kadtk is not importable (see --reference-path in the docstring)"}
 
         def work():
             bandwidth = kad.median_pairwise_distance(y)
@@ -125,7 +127,7 @@ def run_case(case: str, n: int, dim: int, seed: int, reference_path: str | None)
     elif case == "fadtk":
         fad = _load_fadtk()
         if fad is None:
-            return {"missing": "fadtk is not importable (see --reference_path in the docstring)"}
+            return {"missing": "fadtk is not importable (see --reference-path in the docstring)"}
 
         def work():
             mu_x, cov_x = fad.calc_embd_statistics(x.numpy())
@@ -155,7 +157,7 @@ def _child(case: str, args: argparse.Namespace) -> dict:
     command = [sys.executable, __file__, "--case", case, "--n", str(args.n), "--dim", str(args.dim),
                "--seed", str(args.seed)]
     if args.reference_path:
-        command += ["--reference_path", args.reference_path]
+        command += ["--reference-path", args.reference_path]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode or not lines:
@@ -215,7 +217,7 @@ def render(command: str, n: int, dim: int, results: dict[str, dict]) -> str:
         "2048 rows and selects the median exactly (same float32 value as torch.median(torch.pdist)). fadtk takes "
         "the mean in float32 and also runs scipy's sqrtm for a consistency check; ours takes mean and covariance in "
         "float64 (DESIGN.md section 4) and only the eigenvalues. kadtk and fadtk run from "
-        "`pip install --no-deps --target DIR kadtk==1.1.0 fadtk==1.1.0 hypy-utils` (`--reference_path DIR`); "
+        "`pip install --no-deps --target DIR kadtk==1.1.0 fadtk==1.1.0 hypy-utils` (`--reference-path DIR`); "
         "kadtk's `kad.py` is loaded with stand-ins for its model-loading siblings.",
     ]
     return "\n".join(lines)
@@ -232,11 +234,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=10_000, help="embeddings per set")
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--reference_path", default=os.environ.get("BENCH_REFERENCE_PATH"),
+    parser.add_argument("--reference-path", default=os.environ.get("BENCH_REFERENCE_PATH"),
                         help="folder holding kadtk/ and fadtk/ (pip --target); default $BENCH_REFERENCE_PATH")
-    parser.add_argument("--no_doc", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    parser.add_argument("--no-doc", action="store_true", help="print only; leave docs/benchmarks.md alone")
     parser.add_argument("--case", default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    # The underscore spellings of the flags (--reference_path, --no_doc) still work: the tools' convention.
+    args = parser.parse_args(dashed_argv(parser, sys.argv[1:] if argv is None else argv))
     if args.case:
         print(json.dumps(run_case(args.case, args.n, args.dim, args.seed, args.reference_path)))
         return 0

@@ -297,16 +297,28 @@ class GenreAudioDataModule(LightningDataModule):
                     yield record if isinstance(record, BadItem) else (name, *record)
             return
         source = self.make_source()
-        val = {(i.path, i.start) for i in self.splits.get("val", [])}
-        for name in ("train", "val", "test"):
-            items = self.splits.get(name, [])
-            if name == "test" and {(i.path, i.start) for i in items} == val:
-                items = []
+        for name, items in self._splits_to_encode():
             for item in items:
                 try:
                     yield name, item, source.read(item)  # type: ignore[attr-defined]
                 except BadItemError as error:
                     yield error.item
+
+    def split_record_count(self) -> int | None:
+        """How many records :meth:`split_records` yields (a progress total); None for shards, whose count is known
+        only once streamed."""
+        if self.hparams.shards:
+            return None
+        return sum(len(items) for _, items in self._splits_to_encode())
+
+    def _splits_to_encode(self) -> list[tuple[str, list[AudioItem]]]:
+        """Train, val and test of an indexed source; test is empty where it holds the same crops as val."""
+        val = {(i.path, i.start) for i in self.splits.get("val", [])}
+        splits = []
+        for name in ("train", "val", "test"):
+            items = self.splits.get(name, [])
+            splits.append((name, [] if name == "test" and {(i.path, i.start) for i in items} == val else items))
+        return splits
 
     # --------------------------------------------------------------------------------------------- loaders
     def _loader(self, split: str, train: bool) -> DataLoader:

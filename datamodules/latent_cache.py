@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
@@ -194,6 +194,7 @@ def build_latent_cache(
     watch_files: list[str] | None = None,
     batch_size: int = 8,
     rows_per_shard: int = 512,
+    progress: Callable[[int, int | None], None] | None = None,
 ) -> CacheReport:
     """Encode every ``(split, item, audio)`` record (training items at ``crops_per_file`` crops, the others at
     their start) and write the cache. Entries whose key is already stored are reused; unreferenced shards are
@@ -209,6 +210,8 @@ def build_latent_cache(
         watch_files: source files (manifest, shards, tables) whose change makes the cache stale.
         batch_size: clips per encoder call.
         rows_per_shard: rows per safetensors shard.
+        progress: called as ``progress(done, total)`` after each record (``total``: ``len(records)`` when
+            ``records`` has a length, else None), and at the end with ``done == total``.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -239,7 +242,7 @@ def build_latent_cache(
                 text_writer.add(key, (embeds[row],))
             text_queue.clear()
 
-    for record in records:
+    for record in _reporting(records, progress):
         if isinstance(record, BadItem):
             report.bad.append(record)
             continue
@@ -317,6 +320,22 @@ def build_latent_cache(
             shard.unlink()
     report.items = {split: len(entries) for split, entries in items.items()}
     return report
+
+
+def _reporting(records: Iterable[SplitRecord], progress: Callable[[int, int | None], None] | None
+               ) -> Iterator[SplitRecord]:
+    """``records``, calling ``progress(done, total)`` once each one is handled and ``progress(n, n)`` at the end."""
+    if progress is None:
+        yield from records
+        return
+    total = len(records) if isinstance(records, Sized) else None
+    done = 0
+    for record in records:
+        yield record
+        done += 1
+        progress(done, total)
+    if total != done:
+        progress(done, done)
 
 
 def check_cache(index: dict[str, Any] | None, directory: str | Path, duration: float, crops_per_file: int,

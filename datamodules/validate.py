@@ -81,29 +81,48 @@ def source_records(source: DataSource, problems: list[BadItem]) -> Iterator[Reco
 
 
 def validate_source(
-    source: DataSource, genres: list[str] | None = None, progress: Callable[[int], None] | None = None
+    source: DataSource,
+    genres: list[str] | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
 ) -> ValidationReport:
     """Decode every item of ``source`` fully and check it (:func:`~datamodules.bad_items.inspect_audio`); items of
-    genres outside ``genres`` (when given) are bad with :attr:`Reason.UNKNOWN_GENRE`."""
+    genres outside ``genres`` (when given) are bad with :attr:`Reason.UNKNOWN_GENRE`.
+
+    ``progress(done, total)`` is called after each item (``total``: the item count of a listed source, None for a
+    stream), and at the end with ``done == total``.
+    """
     report = ValidationReport(source.describe())
     problems: list[BadItem] = []
     allowed = set(genres) if genres else None
-    for count, record in enumerate(source_records(source, problems), start=1):
+    if isinstance(source, IndexedSource):
+        items = source.items(problems)
+        records, total = item_records(items, source.read), len(items)
+    else:
+        records, total = source_records(source, problems), None
+    done = 0
+    for done, record in enumerate(records, start=1):
+        _check_record(record, allowed, report)
         if progress is not None:
-            progress(count)
-        if isinstance(record, BadItem):
-            report.bad.append(record)
-            continue
-        item, audio = record
-        if allowed is not None and item.genre not in allowed:
-            report.bad.append(BadItem(item.path, Reason.UNKNOWN_GENRE, f"{item.genre!r} is not in {sorted(allowed)}"))
-            continue
-        try:
-            report.good.append((item, inspect_audio(audio, name=item.path, start=item.start, end=item.end)))
-        except BadItemError as error:
-            report.bad.append(error.item)
+            progress(done, total)
+    if progress is not None and total != done:
+        progress(done, done)
     report.bad = problems + report.bad  # rows rejected while reading come first, in file order
     return report
+
+
+def _check_record(record: Record, allowed: set[str] | None, report: ValidationReport) -> None:
+    """Add one record to ``report``: good with its stats, or bad with its reason."""
+    if isinstance(record, BadItem):
+        report.bad.append(record)
+        return
+    item, audio = record
+    if allowed is not None and item.genre not in allowed:
+        report.bad.append(BadItem(item.path, Reason.UNKNOWN_GENRE, f"{item.genre!r} is not in {sorted(allowed)}"))
+        return
+    try:
+        report.good.append((item, inspect_audio(audio, name=item.path, start=item.start, end=item.end)))
+    except BadItemError as error:
+        report.bad.append(error.item)
 
 
 def write_validation(report: ValidationReport, output: str | Path, source: DataSource) -> dict[str, Path]:

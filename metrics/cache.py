@@ -11,7 +11,7 @@ import hashlib
 import io
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -76,10 +76,12 @@ def embed_files(
     embedder: AudioEmbedder,
     cache: EmbeddingCache | None = None,
     batch_size: int | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
 ) -> np.ndarray:
     """Embeddings ``[len(paths), D]`` (float32) of audio files, through ``cache`` when given.
 
     Files are decoded with :func:`datamodules.audio.load_audio` at the embedder's rate, ``batch_size`` at a time.
+    ``progress(done, len(paths))`` is called once the cached files are found and after each embedded batch.
 
     Raises:
         AudioDecodeError: a file cannot be decoded (the message names it).
@@ -95,6 +97,8 @@ def embed_files(
             missing.append(index)
         else:
             rows[index] = cached
+    if progress is not None:
+        progress(len(paths) - len(missing), len(paths))
     step = batch_size or embedder.batch_size
     for start in range(0, len(missing), step):
         batch = missing[start : start + step]
@@ -110,6 +114,8 @@ def embed_files(
             rows[index] = embedding
             if cache is not None:
                 cache.put(digests[index], embedding)
+        if progress is not None:
+            progress(len(paths) - len(missing) + start + len(batch), len(paths))
     dims = {row.shape[0] for row in rows}
     if len(dims) > 1:
         raise EmbeddingError(f"cached embeddings of different dimensions {sorted(dims)} under one embedder id")

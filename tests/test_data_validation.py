@@ -91,7 +91,7 @@ def test_prepare_reports_manifest_rows(synthetic_root: Path, tmp_path: Path) -> 
         + f"{tmp_path / 'missing.wav'},x,gugak,,,\n".encode()  # no such file
     )
     out = tmp_path / "out"
-    assert prepare(["--manifest", str(manifest), "--output", str(out), "--caption_fallback", "null",
+    assert prepare(["--manifest", str(manifest), "--output", str(out), "--caption-fallback", "null",
                     "--genres", "[gugak, boom_bap]", "--strict"]) == 1
     reasons = bad_reasons(out)
     expected = {

@@ -33,7 +33,7 @@ def test_local_sweep_end_to_end(tiny_model_dir: Path, synthetic_root: Path, tmp_
     runs = tmp_path / "runs"
     extra = fixture_overrides(tiny_model_dir, synthetic_root, tmp_path) + [
         "--trainer.max_steps=2", "--trainer.val_check_interval=2", "--adapter_export.every_n_steps=0"]
-    argv = ["--sweep", str(sweep), "--config", CONFIG, "--backend", "local", "--runs_dir", str(runs),
+    argv = ["--sweep", str(sweep), "--config", CONFIG, "--backend", "local", "--runs-dir", str(runs),
             "--parallel", "2", "--extra", "[" + ",".join(extra) + "]"]
     assert sweep_main(argv) == 0  # failed points do not stop the sweep
     with (runs / "sweep_report.csv").open() as handle:
@@ -59,7 +59,7 @@ def test_local_sweep_end_to_end(tiny_model_dir: Path, synthetic_root: Path, tmp_
 
 def test_unknown_parameter_fails_before_any_run(tmp_path: Path, capsys) -> None:
     sweep = write_sweep(tmp_path / "sweep.yaml", {"model.init_args.lora_rnak": {"values": [2, 4]}})
-    code = sweep_main(["--sweep", str(sweep), "--config", CONFIG, "--backend", "local", "--runs_dir", str(tmp_path / "r")])
+    code = sweep_main(["--sweep", str(sweep), "--config", CONFIG, "--backend", "local", "--runs-dir", str(tmp_path / "r")])
     assert code == 2
     assert "lora_rnak" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()

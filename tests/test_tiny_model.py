@@ -69,6 +69,5 @@ def test_unusable_model_name_is_rejected() -> None:
 def test_build_tiny_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["build-tiny", str(tmp_path / "m")]) == 0
     assert all((tmp_path / "m" / name).is_dir() for name in COMPONENTS)
-    with pytest.raises(SystemExit):
-        main(["build-tiny", str(tmp_path / "m")])  # exists, no --overwrite
+    assert main(["build-tiny", str(tmp_path / "m")]) == 2  # exists, no --overwrite
     assert "already exists" in capsys.readouterr().err

@@ -10,19 +10,24 @@ manifest's ``caption``, ``--prompts``, or ``<stem>.json`` sidecars (see :mod:`me
 needs prompts and a CLAP embedder. Embeddings are cached per file (content hash + embedder id).
 
 ``main(argv)`` returns the exit status: 0 on success, 2 for bad input (the message names the file or folder and
-what to fix; nothing is written).
+what to fix; nothing is written). Progress over the embedded files goes to stderr (``--progress false``: none).
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
-from jsonargparse import ArgumentParser
+from jsonargparse import ArgumentParser, Namespace
 
-from audioldm_lora.adapter_inputs import default_device
+from audioldm_lora.tool_convention import (
+    ProgressReporter,
+    add_device_argument,
+    add_progress_argument,
+    resolve_device,
+    run_tool,
+    tool_parser,
+)
 from datamodules.atomic_files import atomic_write_json, atomic_write_text
 from metrics.specs import CLAP_CONVENTIONS, EMBEDDER_SPECS
 
@@ -32,12 +37,9 @@ if TYPE_CHECKING:  # the work imports torch and the metrics after parsing, so th
     from metrics.embedders import AudioEmbedder
     from metrics.evaluation import LabelledEmbeddings
 
-EXIT_BAD_INPUT = 2
-
-
 def build_parser() -> ArgumentParser:
     """The command's arguments (``--help`` shows them)."""
-    parser = ArgumentParser(prog="audioldm-lora evaluate", description=__doc__.split("\n\n")[0])
+    parser = tool_parser("evaluate", __doc__.split("\n\n")[0])
     parser.add_argument("--generated", type=str | None, default=None, help="folder of generated clips.")
     parser.add_argument("--reference", type=str | None, default=None, help="folder of reference (real) clips.")
     parser.add_argument("--prompts", type=str | None, default=None,
@@ -61,25 +63,18 @@ def build_parser() -> ArgumentParser:
                         help="embedding cache folder (default: $AUDIOLDM_LORA_EMBEDDING_CACHE, else "
                         "$XDG_CACHE_HOME/audioldm-lora/embeddings, else ~/.cache/audioldm-lora/embeddings).")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write cached embeddings.")
-    parser.add_argument("--device", type=str | None, default=None, help="cpu or cuda (default: cuda if available).")
+    add_device_argument(parser)
     parser.add_argument("--batch-size", type=int, default=8, help="clips per embedding batch.")
     parser.add_argument("--seed", type=int, default=0, help="seed of CLAP's random crop of clips over 10 s.")
+    add_progress_argument(parser, "the embedded files")
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the evaluation; returns 0, or 2 after printing what is wrong with the input."""
-    args = build_parser().parse_args(argv)
-    from datamodules.audio import AudioDecodeError
-    from metrics.checks import EmbeddingError
-    from metrics.clip_labels import EvaluationInputError
+def run(args: Namespace) -> int:
+    """Score the sets, then write metrics.json and metrics.md (nothing is written when the input is bad)."""
     from metrics.evaluation import render_markdown
 
-    try:
-        report, out = _run(args)
-    except (EvaluationInputError, EmbeddingError, AudioDecodeError, FileNotFoundError, ValueError) as error:
-        print(f"audioldm-lora evaluate: error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    report, out = _run(args)
     markdown = render_markdown(report)
     atomic_write_json(out / "metrics.json", report)
     atomic_write_text(out / "metrics.md", markdown)
@@ -88,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _run(args) -> tuple[dict, Path]:
+def _run(args: Namespace) -> tuple[dict, Path]:
     """Validate the inputs, embed both sets and score them; nothing is written here."""
     from metrics.cache import EmbeddingCache, default_cache_dir
     from metrics.clip_labels import EvaluationInputError, discover_clips, label_clips
@@ -118,15 +113,15 @@ def _run(args) -> tuple[dict, Path]:
     embedder: AudioEmbedder | None = None
     cache: EmbeddingCache | None = None
     if generated_clips is not None or reference_clips is not None:
-        device = args.device or default_device()
+        device = resolve_device(args.device)
         embedder = build_embedder(args.embedder, device=device, batch_size=args.batch_size, seed=args.seed).load()
         cache = None
         if not args.no_cache:
             cache = EmbeddingCache(args.cache_dir or default_cache_dir(), embedder.embedder_id)
     generated = _embeddings(generated_clips, args.generated, args.generated_embeddings, "generated", embedder, cache,
-                            args.batch_size)
+                            args.batch_size, args.progress)
     reference = _embeddings(reference_clips, args.reference, args.reference_embeddings, "reference", embedder, cache,
-                            args.batch_size)
+                            args.batch_size, args.progress)
 
     text_embeddings, prompted = None, None
     if generated_clips is not None:
@@ -171,6 +166,7 @@ def _embeddings(
     embedder: AudioEmbedder | None,
     cache: EmbeddingCache | None,
     batch_size: int,
+    progress: bool = True,
 ) -> LabelledEmbeddings:
     """Embeddings of one set, from its clips (through the cache) or from a ``.npy`` file."""
     import numpy as np
@@ -181,7 +177,8 @@ def _embeddings(
 
     if clips is not None:
         assert embedder is not None
-        values = embed_files([clip.path for clip in clips], embedder, cache, batch_size)
+        with ProgressReporter(f"embedding {role}", "files", len(clips), enabled=progress) as reporter:
+            values = embed_files([clip.path for clip in clips], embedder, cache, batch_size, progress=reporter)
         return LabelledEmbeddings(values, [clip.genre for clip in clips], str(folder))
     path = Path(npy)
     if not path.is_file():
@@ -197,6 +194,12 @@ def _embeddings(
             f"--{role}-embeddings {path} holds {values.shape[0]} embedding; KAD and FAD need at least 2 per set"
         )
     return LabelledEmbeddings(values.astype(np.float32), [None] * values.shape[0], str(path))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the evaluation; returns 0, or 2 after printing what is wrong with the input."""
+    # ValueError too: an embedder's own refusal (a clip too short for its features) is named by embed_files.
+    return run_tool("evaluate", build_parser(), argv, run, errors=(ValueError,))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -19,18 +19,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from jsonargparse import ArgumentParser, Namespace
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from audioldm_lora.adapter_inputs import (
     CommandInputError,
     add_model_arguments,
     check_output_directory,
-    default_device,
     load_model,
     read_adapters,
     resolve_base,
+)
+from audioldm_lora.tool_convention import (
+    ProgressReporter,
+    add_device_argument,
+    add_progress_argument,
+    resolve_device,
     run_tool,
+    tool_parser,
 )
 from datamodules.atomic_files import atomic_write_json, staged_directory
 from datamodules.clip_folder import clip_stem, write_sidecar
@@ -42,9 +46,9 @@ if TYPE_CHECKING:
 MANIFEST = "generation.json"
 
 
-def make_parser() -> ArgumentParser:
+def build_parser() -> ArgumentParser:
     """The command's arguments."""
-    parser = ArgumentParser(prog="audioldm-lora generate", description=__doc__.split("\n\n")[0])
+    parser = tool_parser("generate", __doc__.split("\n\n")[0])
     add_model_arguments(parser)
     parser.add_argument("--prompt", type=str, action="append", default=[], help="a prompt; repeat for several.")
     parser.add_argument("--prompts", type=str | None, default=None, help="text file, one prompt per line.")
@@ -56,10 +60,10 @@ def make_parser() -> ArgumentParser:
     parser.add_argument("--scheduler", type=Literal[tuple(sorted(SCHEDULER_NAMES))], default="ddim", help="sampler.")
     parser.add_argument("--duration", type=float, default=10.24, help="seconds per clip.")
     parser.add_argument("--batch-size", type=int, default=4, help="clips per sampler batch.")
-    parser.add_argument("--device", type=str | None, default=None, help="cuda, cpu, ... (default: cuda if present).")
+    add_device_argument(parser)
     parser.add_argument("--out", type=str, required=True, help="output folder (new or empty).")
     parser.add_argument("--overwrite", action="store_true", help="replace an --out that already holds files.")
-    parser.add_argument("--progress", type=bool, default=True, help="show a progress bar over clips.")
+    add_progress_argument(parser, "the clips")
     return parser
 
 
@@ -92,19 +96,6 @@ def _check_settings(args: Namespace) -> None:
         raise CommandInputError(f"--guidance must be a finite number, got {args.guidance}.")
 
 
-def _progress(enabled: bool) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("clips"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        disable=not enabled,
-    )
-
-
 def _write_clips(
     args: Namespace,
     backbone: "Backbone",
@@ -117,11 +108,10 @@ def _write_clips(
     from lightning_modules.sampler import generate, seeded_generators
 
     written = []
-    with _progress(args.progress) as progress:
-        task = progress.add_task("generating", total=len(clips))
+    with ProgressReporter("generating", "clips", len(clips), enabled=args.progress) as progress:
 
         def step(index: int) -> None:
-            progress.update(task, description=f"step {index + 1}/{args.steps}")
+            progress.describe(f"generating, step {index + 1}/{args.steps}")
 
         for start in range(0, len(clips), args.batch_size):
             batch = clips[start : start + args.batch_size]
@@ -142,7 +132,7 @@ def _write_clips(
                 save_audio(wav, waveform, backbone.sampling_rate)
                 write_sidecar(wav, {"index": index, "prompt": prompt, "seed": seed, "file": wav.name, **settings})
                 written.append({"index": index, "prompt": prompt, "seed": seed, "file": wav.name})
-            progress.advance(task, len(batch))
+            progress.advance(len(batch))
     return written
 
 
@@ -154,7 +144,7 @@ def run(args: Namespace) -> int:
     base = resolve_base(args.base, adapters)
     out = Path(args.out).expanduser()
     check_output_directory(out, args.overwrite)
-    backbone = load_model(base, adapters, args.device or default_device())
+    backbone = load_model(base, adapters, resolve_device(args.device))
     try:
         backbone.check_duration(args.duration)
     except ValueError as error:
@@ -180,4 +170,4 @@ def run(args: Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (0 success, 2 bad input)."""
-    return run_tool("generate", make_parser(), argv, run)
+    return run_tool("generate", build_parser(), argv, run)

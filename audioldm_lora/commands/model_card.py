@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from jsonargparse import ArgumentParser, Namespace
 
-from audioldm_lora.adapter_inputs import run_tool
+from audioldm_lora.tool_convention import run_tool, tool_parser
 from lightning_modules.adapter_files import parse_adapter_spec, read_adapter
 
 
-def make_parser() -> ArgumentParser:
+def build_parser() -> ArgumentParser:
     """The command's arguments."""
-    parser = ArgumentParser(prog="audioldm-lora model-card", description=__doc__.split("\n\n")[0])
+    parser = tool_parser("model-card", __doc__.split("\n\n")[0])
     parser.add_argument("adapter_dir", type=str, help="adapter folder (pytorch_lora_weights.safetensors inside).")
     parser.add_argument("--metrics", type=str | None, default=None, help="metrics JSON to tabulate.")
     parser.add_argument(
@@ -49,4 +49,4 @@ def run(args: Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (0 success, 2 bad input)."""
-    return run_tool("model-card", make_parser(), argv, run)
+    return run_tool("model-card", build_parser(), argv, run)

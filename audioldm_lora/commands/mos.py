@@ -13,11 +13,11 @@ import sys
 
 from jsonargparse import ArgumentParser, Namespace
 
-from audioldm_lora.mos.errors import MosInputError
+from audioldm_lora.tool_convention import ToolParser, run_tool, tool_parser
 
 
 def _build_parser() -> ArgumentParser:
-    parser = ArgumentParser(description="Write a self-contained, blinded listening-test page and its key.")
+    parser = ToolParser(description="Write a self-contained, blinded listening-test page and its key.")
     parser.add_argument(
         "--system",
         type=str,
@@ -75,7 +75,7 @@ def _build_parser() -> ArgumentParser:
 
 
 def _analyze_parser() -> ArgumentParser:
-    parser = ArgumentParser(description="Merge answer files, screen listeners and write MOS tables and charts.")
+    parser = ToolParser(description="Merge answer files, screen listeners and write MOS tables and charts.")
     parser.add_argument("answers", type=str, nargs="+", help="answer files downloaded by listeners.")
     parser.add_argument("--key", type=str, required=True, help="the key written by 'mos build' (<OUT>.key.json).")
     parser.add_argument("--out", type=str, required=True, help="folder for report.md, CSV tables and charts.")
@@ -97,9 +97,9 @@ def _analyze_parser() -> ArgumentParser:
     return parser
 
 
-def make_parser() -> ArgumentParser:
+def build_parser() -> ArgumentParser:
     """The ``mos`` parser with its ``build`` and ``analyze`` subcommands."""
-    parser = ArgumentParser(prog="audioldm-lora mos", description="Blind MOS and A/B listening tests.")
+    parser = tool_parser("mos", "Blind MOS and A/B listening tests.")
     subcommands = parser.add_subcommands(dest="command", required=True)
     subcommands.add_subcommand("build", _build_parser(), help="write the listening-test page")
     subcommands.add_subcommand("analyze", _analyze_parser(), help="analyse the listeners' answer files")
@@ -166,20 +166,17 @@ def _run_analyze(args: Namespace) -> int:
     return 0
 
 
+def run(args: Namespace) -> int:
+    """Run the chosen subcommand."""
+    if args.command == "build":
+        return _run_build(args.build)
+    return _run_analyze(args.analyze)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Parse ``argv`` (default: ``sys.argv[1:]``) and run the subcommand; returns the exit status."""
-    parser = make_parser()
-    try:
-        args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
-    except SystemExit as exit_:
-        return int(exit_.code or 0) if not isinstance(exit_.code, str) else 2
-    try:
-        if args.command == "build":
-            return _run_build(args.build)
-        return _run_analyze(args.analyze)
-    except MosInputError as error:
-        print(f"audioldm-lora mos {args.command}: error: {error}", file=sys.stderr)
-        return 2
+    """Parse ``argv`` (default: ``sys.argv[1:]``) and run the subcommand; returns the exit status (2: bad input,
+    reported as ``audioldm-lora mos build|analyze: error: ...``)."""
+    return run_tool("mos", build_parser(), argv, run)
 
 
 if __name__ == "__main__":

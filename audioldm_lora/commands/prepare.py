@@ -10,14 +10,10 @@ from __future__ import annotations
 
 import sys
 
-from jsonargparse import ArgumentParser
+from jsonargparse import ArgumentParser, Namespace
 
-from audioldm_lora.run_config import (
-    RunConfigError,
-    read_run_config,
-    section_init_args,
-)
-from datamodules.errors import DataSourceError
+from audioldm_lora.run_config import read_run_config, section_init_args
+from audioldm_lora.tool_convention import ProgressReporter, add_progress_argument, run_tool, tool_parser
 
 SOURCE_KEYS = ("root", "manifest", "hf_dataset", "shards", "caption_template", "caption_fallback", "genres",
                "hf_split", "hf_config", "audio_column", "caption_column", "genre_column")
@@ -28,40 +24,37 @@ DEFAULTS = {"caption_template": "{caption}", "caption_fallback": "{genre} music"
 
 def build_parser() -> ArgumentParser:
     """The command's arguments."""
-    parser = ArgumentParser(prog="audioldm-lora prepare", description=__doc__)
+    parser = tool_parser("prepare", __doc__)
     parser.add_argument("--config", type=str | None, default=None, help="training YAML; its data section is the source")
     parser.add_argument("--set", type=list[str], default=[], help="overrides, e.g. --set+=data.init_args.root=DIR")
     parser.add_argument("--output", type=str, required=True, help="folder for the clean manifest and the summary")
     parser.add_argument("--strict", action="store_true", help="exit 1 when any item is bad")
-    parser.add_argument("--max_listed", type=int, default=50, help="bad items printed (all go to bad_items.csv)")
+    parser.add_argument("--max-listed", type=int, default=50, help="bad items printed (all go to bad_items.csv)")
     parser.add_argument("--root", type=str | None, default=None, help="folder per genre")
     parser.add_argument("--manifest", type=str | None, default=None, help="CSV or JSONL manifest")
-    parser.add_argument("--hf_dataset", type=str | None, default=None, help="save_to_disk directory or hub id")
+    parser.add_argument("--hf-dataset", type=str | None, default=None, help="save_to_disk directory or hub id")
     parser.add_argument("--shards", type=str | list[str] | None, default=None, help="WebDataset shards")
-    parser.add_argument("--caption_template", type=str | None, default=None)
-    parser.add_argument("--caption_fallback", type=str | None, default=UNSET,
+    parser.add_argument("--caption-template", type=str | None, default=None)
+    parser.add_argument("--caption-fallback", type=str | None, default=UNSET,
                         help="template for items without a caption; null makes them bad")
     parser.add_argument("--genres", type=list[str] | None, default=None, help="known genres; others are bad")
-    parser.add_argument("--hf_split", type=str | None, default=None)
-    parser.add_argument("--hf_config", type=str | None, default=None)
-    parser.add_argument("--audio_column", type=str | None, default=None)
-    parser.add_argument("--caption_column", type=str | None, default=None)
-    parser.add_argument("--genre_column", type=str | None, default=None)
+    parser.add_argument("--hf-split", type=str | None, default=None)
+    parser.add_argument("--hf-config", type=str | None, default=None)
+    parser.add_argument("--audio-column", type=str | None, default=None)
+    parser.add_argument("--caption-column", type=str | None, default=None)
+    parser.add_argument("--genre-column", type=str | None, default=None)
+    add_progress_argument(parser, "the items")
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def run(args: Namespace) -> int:
+    """Validate the source and write the clean manifest; 0, or 1 with ``--strict`` and a bad item (or no good one)."""
     # The data code imports torch (audio decoding): only after parsing, so that --help answers at once.
     from datamodules.captions import CaptionPolicy
     from datamodules.sources import make_source
     from datamodules.validate import validate_source, write_validation
 
-    try:
-        data = section_init_args(read_run_config(args.config, args.set), "data") if args.config or args.set else {}
-    except RunConfigError as error:
-        parser.error(str(error))
+    data = section_init_args(read_run_config(args.config, args.set), "data") if args.config or args.set else {}
     flags = {key: getattr(args, key) for key in SOURCE_KEYS if getattr(args, key) is not None}
     if args.caption_fallback != UNSET:
         flags["caption_fallback"] = args.caption_fallback  # None (null) is a choice here: missing captions are bad
@@ -70,18 +63,15 @@ def main(argv: list[str] | None = None) -> int:
     if any(flags.get(k) for k in ("root", "manifest", "hf_dataset", "shards")):
         data = {k: v for k, v in data.items() if k not in ("root", "manifest", "hf_dataset", "shards")}
     settings = {**DEFAULTS, **{k: v for k, v in data.items() if k in SOURCE_KEYS}, **flags}
-    try:
-        captions = CaptionPolicy(settings["caption_template"], settings["caption_fallback"])
-        source = make_source(
-            captions, settings.get("root"), settings.get("manifest"), settings.get("hf_dataset"), settings.get("shards"),
-            {"split": settings.get("hf_split"), "config": settings.get("hf_config"),
-             "audio_column": settings["audio_column"], "caption_column": settings["caption_column"],
-             "genre_column": settings["genre_column"]},
-        )
-        report = validate_source(source, settings.get("genres"))
-    except DataSourceError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    captions = CaptionPolicy(settings["caption_template"], settings["caption_fallback"])
+    source = make_source(
+        captions, settings.get("root"), settings.get("manifest"), settings.get("hf_dataset"), settings.get("shards"),
+        {"split": settings.get("hf_split"), "config": settings.get("hf_config"),
+         "audio_column": settings["audio_column"], "caption_column": settings["caption_column"],
+         "genre_column": settings["genre_column"]},
+    )
+    with ProgressReporter("validating", "items", enabled=args.progress) as progress:
+        report = validate_source(source, settings.get("genres"), progress=progress)
     paths = write_validation(report, args.output, source)
     for bad in report.bad[: args.max_listed]:
         print(f"BAD {bad}")
@@ -90,6 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     print(report.markdown())
     print(f"Clean manifest: {paths['manifest']}\nBad items: {paths['bad_items']}\nSummary: {paths['summary']}")
     if not report.good:
-        print("error: the source has no valid item", file=sys.stderr)
+        print("audioldm-lora prepare: error: the source has no valid item; see the bad items above", file=sys.stderr)
         return 1
     return 1 if args.strict and report.bad else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status (0 success, 1 bad items as above, 2 bad input)."""
+    return run_tool("prepare", build_parser(), argv, run)

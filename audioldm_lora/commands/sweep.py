@@ -1,7 +1,7 @@
 """``audioldm-lora sweep``: run a rank/alpha sweep file on W&B, or locally without W&B, then write the report.
 
     audioldm-lora sweep --sweep configs/sweep.yaml --config configs/genre.yaml [--backend auto|wandb|local]
-                        [--parallel N] [--runs_dir runs/sweep] [--extra "[--trainer.max_steps=500]"]
+                        [--parallel N] [--runs-dir runs/sweep] [--extra "[--trainer.max_steps=500]"]
 
 ``auto`` uses W&B when an API key is configured and ``SWEEP_BACKEND`` is not ``local``.
 """
@@ -12,11 +12,12 @@ import os
 import subprocess
 import sys
 
-from jsonargparse import ArgumentParser
+from jsonargparse import ArgumentParser, Namespace
 
 from audioldm_lora.sweep.local import run_local_sweep
 from audioldm_lora.sweep.report import collect, markdown, write_report
 from audioldm_lora.sweep.spec import SweepPoint, SweepSpecError, grid_points, load_sweep
+from audioldm_lora.tool_convention import run_tool, tool_parser
 
 
 def check_overrides(config: str, point: SweepPoint, extra: list[str]) -> None:
@@ -31,6 +32,7 @@ def check_overrides(config: str, point: SweepPoint, extra: list[str]) -> None:
 
 
 def choose_backend(requested: str) -> str:
+    """``wandb`` or ``local``: ``auto`` picks W&B when a key is configured and ``SWEEP_BACKEND`` is not local."""
     if requested != "auto":
         return requested
     if os.environ.get("SWEEP_BACKEND", "").lower() == "local":
@@ -40,30 +42,31 @@ def choose_backend(requested: str) -> str:
     return "wandb" if wandb_credentials_available() else "local"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = ArgumentParser(prog="audioldm-lora sweep", description=__doc__)
+def build_parser() -> ArgumentParser:
+    """The command's arguments."""
+    parser = tool_parser("sweep", __doc__)
     parser.add_argument("--sweep", type=str, default="configs/sweep.yaml", help="W&B-format sweep file")
     parser.add_argument("--config", type=str, default="configs/genre.yaml", help="training config (lightning fit)")
     parser.add_argument("--backend", type=str, default="auto", choices=["auto", "wandb", "local"])
     parser.add_argument("--parallel", type=int, default=1, help="local: points trained at once")
-    parser.add_argument("--runs_dir", type=str, default="runs/sweep", help="local: one folder per point")
+    parser.add_argument("--runs-dir", type=str, default="runs/sweep", help="local: one folder per point")
     parser.add_argument("--extra", type=list[str], default=[], help="more LightningCLI overrides for every run")
     parser.add_argument("--project", type=str, default="audioldm-lora", help="W&B project")
     parser.add_argument("--entity", type=str | None, default=None, help="W&B entity")
     parser.add_argument("--count", type=int | None, default=None, help="W&B: runs for this agent")
-    args = parser.parse_args(argv)
-    try:
-        spec = load_sweep(args.sweep)
-        backend = choose_backend(args.backend)
-        if backend == "wandb":
-            from audioldm_lora.sweep.wandb_backend import create_and_run, wandb_sweep_definition
+    return parser
 
-            return create_and_run(wandb_sweep_definition(spec, args.config), args.project, args.entity, args.count)
-        points = grid_points(spec)
-        check_overrides(args.config, points[0], args.extra)
-    except SweepSpecError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+
+def run(args: Namespace) -> int:
+    """Check the sweep against the training config, run its points, write the report; 1 when every point failed."""
+    spec = load_sweep(args.sweep)
+    backend = choose_backend(args.backend)
+    if backend == "wandb":
+        from audioldm_lora.sweep.wandb_backend import create_and_run, wandb_sweep_definition
+
+        return create_and_run(wandb_sweep_definition(spec, args.config), args.project, args.entity, args.count)
+    points = grid_points(spec)
+    check_overrides(args.config, points[0], args.extra)
     print(f"Local sweep: {len(points)} point(s) of {args.sweep} into {args.runs_dir} ({args.parallel} at a time)")
     statuses = run_local_sweep(args.config, points, args.runs_dir, args.parallel, args.extra)
     paths = write_report(args.runs_dir)
@@ -73,3 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     if failed:
         print(f"{len(failed)} point(s) failed; see their train.log (rerun resumes, skipping finished points).")
     return 1 if failed and len(failed) == len(statuses) else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status (0 success, 1 every point failed, 2 bad input)."""
+    return run_tool("sweep", build_parser(), argv, run)
