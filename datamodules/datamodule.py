@@ -39,6 +39,7 @@ from datamodules.sources import (
     IndexedSource,
     ManifestSource,
     check_one_source,
+    SourceSettings,
     make_source,
 )
 from datamodules.splits import select_genres, shard_streams, split_by_file
@@ -157,12 +158,7 @@ class GenreAudioDataModule(LightningDataModule):
     def make_source(self) -> DataSource:
         """The configured source (built once)."""
         if self.source is None:
-            hp = self.hparams
-            self.source = make_source(
-                self.captions, hp.root, hp.manifest, hp.hf_dataset, hp.shards,
-                {"split": hp.hf_split, "config": hp.hf_config, "audio_column": hp.audio_column,
-                 "caption_column": hp.caption_column, "genre_column": hp.genre_column},
-            )
+            self.source = make_source(self.captions, SourceSettings.from_mapping(self.hparams))
         return self.source
 
     def identity(self) -> dict[str, Any]:

@@ -9,6 +9,8 @@ path or encoded bytes, which :mod:`datamodules.audio` decodes.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -97,26 +99,47 @@ def check_one_source(
         )
 
 
-def make_source(
-    captions: CaptionPolicy,
-    root: str | None = None,
-    manifest: str | None = None,
-    hf_dataset: str | None = None,
-    shards: str | list[str] | None = None,
-    hf_options: dict[str, Any] | None = None,
-) -> DataSource:
-    """The one source that is configured; raises :class:`DataSourceError` unless exactly one is given."""
-    check_one_source(root, manifest, hf_dataset, shards)
-    if root:
-        return FolderSource(root, captions)
-    if manifest:
-        return ManifestSource(manifest, captions)
-    if hf_dataset:
-        from datamodules.hf_source import (
-            HFSource,  # `datasets` is imported only when it is used
-        )
+@dataclass(frozen=True)
+class SourceSettings:
+    """Which data source to read and how: the source keys of ``data.init_args`` with the data module's defaults.
 
-        return HFSource(hf_dataset, captions, **(hf_options or {}))
+    The one place these keys and defaults live: :class:`datamodules.datamodule.GenreAudioDataModule` and
+    ``audioldm-lora prepare`` both build their source from it (:meth:`from_mapping` reads a config's data section,
+    the module's hyper-parameters or a tool's flags, and ignores other keys).
+    """
+
+    root: str | None = None
+    manifest: str | None = None
+    hf_dataset: str | None = None
+    shards: str | list[str] | None = None
+    hf_split: str | None = None
+    hf_config: str | None = None
+    audio_column: str = "audio"
+    caption_column: str = "caption"
+    genre_column: str = "genre"
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> SourceSettings:
+        """The settings named in ``values``; a key that is absent or None keeps its default."""
+        return cls(**{f.name: values[f.name] for f in fields(cls) if values.get(f.name) is not None})
+
+    def hf_options(self) -> dict[str, Any]:
+        """The keyword arguments of :class:`datamodules.hf_source.HFSource` besides the dataset."""
+        return {"split": self.hf_split, "config": self.hf_config, "audio_column": self.audio_column,
+                "caption_column": self.caption_column, "genre_column": self.genre_column}
+
+
+def make_source(captions: CaptionPolicy, settings: SourceSettings) -> DataSource:
+    """The one source that is configured; raises :class:`DataSourceError` unless exactly one is given."""
+    check_one_source(settings.root, settings.manifest, settings.hf_dataset, settings.shards)
+    if settings.root:
+        return FolderSource(settings.root, captions)
+    if settings.manifest:
+        return ManifestSource(settings.manifest, captions)
+    if settings.hf_dataset:
+        from datamodules.hf_source import HFSource  # `datasets` is imported only when it is used
+
+        return HFSource(settings.hf_dataset, captions, **settings.hf_options())
     from datamodules.webdataset_source import WebDatasetSource
 
-    return WebDatasetSource(shards, captions)  # type: ignore[arg-type]
+    return WebDatasetSource(settings.shards, captions)  # type: ignore[arg-type]

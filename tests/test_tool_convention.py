@@ -221,11 +221,11 @@ def test_latent_cache_reports_progress(synthetic_root: Path, tmp_path: Path) -> 
 
 def test_validation_reports_progress(synthetic_root: Path) -> None:
     from datamodules.captions import CaptionPolicy
-    from datamodules.sources import make_source
+    from datamodules.sources import SourceSettings, make_source
     from datamodules.validate import validate_source
 
     calls: list[tuple[int, int | None]] = []
-    report = validate_source(make_source(CaptionPolicy("{genre} music"), root=str(synthetic_root)),
+    report = validate_source(make_source(CaptionPolicy("{genre} music"), SourceSettings(root=str(synthetic_root))),
                              progress=lambda done, total: calls.append((done, total)))
     assert calls == [(done, 12) for done in range(1, 13)] and len(report.good) == 12
 

@@ -18,8 +18,6 @@ from audioldm_lora.tool_convention import ProgressReporter, add_progress_argumen
 SOURCE_KEYS = ("root", "manifest", "hf_dataset", "shards", "caption_template", "caption_fallback", "genres",
                "hf_split", "hf_config", "audio_column", "caption_column", "genre_column")
 UNSET = "(from the config, else {genre} music)"
-DEFAULTS = {"caption_template": "{caption}", "caption_fallback": "{genre} music", "audio_column": "audio",
-            "caption_column": "caption", "genre_column": "genre"}
 
 
 def build_parser() -> ArgumentParser:
@@ -51,7 +49,7 @@ def run(args: Namespace) -> int:
     """Validate the source and write the clean manifest; 0, or 1 with ``--strict`` and a bad item (or no good one)."""
     # The data code imports torch (audio decoding): only after parsing, so that --help answers at once.
     from datamodules.captions import CaptionPolicy
-    from datamodules.sources import make_source
+    from datamodules.sources import SourceSettings, make_source
     from datamodules.validate import validate_source, write_validation
 
     data = section_init_args(read_run_config(args.config, args.set), "data") if args.config or args.set else {}
@@ -62,14 +60,10 @@ def run(args: Namespace) -> int:
         flags.pop("caption_fallback", None)
     if any(flags.get(k) for k in ("root", "manifest", "hf_dataset", "shards")):
         data = {k: v for k, v in data.items() if k not in ("root", "manifest", "hf_dataset", "shards")}
-    settings = {**DEFAULTS, **{k: v for k, v in data.items() if k in SOURCE_KEYS}, **flags}
-    captions = CaptionPolicy(settings["caption_template"], settings["caption_fallback"])
-    source = make_source(
-        captions, settings.get("root"), settings.get("manifest"), settings.get("hf_dataset"), settings.get("shards"),
-        {"split": settings.get("hf_split"), "config": settings.get("hf_config"),
-         "audio_column": settings["audio_column"], "caption_column": settings["caption_column"],
-         "genre_column": settings["genre_column"]},
-    )
+    settings = {**{k: v for k, v in data.items() if k in SOURCE_KEYS}, **flags}
+    captions = CaptionPolicy(settings.get("caption_template") or CaptionPolicy.template,
+                             settings.get("caption_fallback", CaptionPolicy.fallback))
+    source = make_source(captions, SourceSettings.from_mapping(settings))
     with ProgressReporter("validating", "items", enabled=args.progress) as progress:
         report = validate_source(source, settings.get("genres"), progress=progress)
     paths = write_validation(report, args.output, source)
