@@ -15,9 +15,16 @@ from typing import Any
 
 from safetensors import safe_open
 
-# The adapter folder's files (this module imports neither torch nor peft, so that tools check them quickly).
+# The adapter folder's files (this module imports neither torch nor peft, so that tools check them quickly): the
+# UNet site at the root in diffusers' LoRA format, the text-encoder site in its own folder in peft's
+# ``save_pretrained`` format (``PeftModel.from_pretrained(text_encoder, <adapter>/text_encoder)`` loads it).
 ADAPTER_WEIGHTS = "pytorch_lora_weights.safetensors"
 ADAPTER_INFO = "adapter_info.json"
+TEXT_ENCODER_FOLDER = "text_encoder"
+PEFT_CONFIG = "adapter_config.json"
+PEFT_WEIGHTS = "adapter_model.safetensors"
+PEFT_KEY_PREFIX = "base_model.model."
+"""What peft's ``PeftModel.save_pretrained`` puts before every module name (the wrapper's path to the model)."""
 
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -53,11 +60,26 @@ class AdapterSpec:
 
 @dataclass(frozen=True)
 class AdapterFile:
-    """An adapter whose files were read: tensor shapes, safetensors metadata and ``adapter_info.json`` (if any)."""
+    """An adapter whose files were read: tensor shapes per site and ``adapter_info.json`` (if any).
+
+    ``shapes`` are the UNet site's tensors (empty for a text-encoder-only adapter), ``text_encoder_shapes`` those of
+    ``text_encoder/adapter_model.safetensors`` with peft's key prefix removed (empty when there is none).
+    """
 
     spec: AdapterSpec
     shapes: dict[str, tuple[int, ...]]
     info: dict[str, Any] = field(default_factory=dict)
+    text_encoder_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+
+    @property
+    def sites(self) -> list[str]:
+        """The sites this adapter holds weights for (``unet``, ``text_encoder``)."""
+        return [site for site, shapes in (("unet", self.shapes), ("text_encoder", self.text_encoder_shapes)) if shapes]
+
+    @property
+    def text_encoder_directory(self) -> Path:
+        """The folder of the text-encoder site (peft format)."""
+        return self.spec.directory / TEXT_ENCODER_FOLDER
 
 
 def _weight(text: str, argument: str) -> float:
@@ -169,25 +191,15 @@ def read_adapter_info(spec: AdapterSpec) -> dict[str, Any]:
     return info
 
 
-def read_adapter(spec: AdapterSpec) -> AdapterFile:
-    """Check that the adapter's files exist and parse, and read its tensor shapes (no tensor data is loaded).
+def _lora_shapes(spec: AdapterSpec, path: Path, prefix: str = "") -> dict[str, tuple[int, ...]]:
+    """Tensor shapes of a safetensors file (``prefix`` removed from the keys); no tensor data is loaded.
 
     Raises:
-        AdapterError: the folder or weight file is missing, the weights are not a readable safetensors file or hold
-            no LoRA tensors, or ``adapter_info.json`` does not parse.
+        AdapterError: the file is not readable safetensors or holds no LoRA tensors.
     """
-    if not spec.directory.is_dir():
-        raise AdapterError(f"Adapter {spec.name!r}: {spec.directory} does not exist or is not a folder.")
-    path = spec.weights_file
-    if not path.is_file():
-        present = sorted(p.name for p in spec.directory.iterdir())[:10]
-        raise AdapterError(
-            f"Adapter {spec.name!r}: {spec.directory} has no {spec.weight_name} (it holds {present or 'nothing'}). "
-            f"Point --adapter at a folder that training wrote (<run>/adapters/final) or at the .safetensors file."
-        )
     try:
         with safe_open(str(path), framework="pt") as handle:
-            shapes = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
+            shapes = {key.removeprefix(prefix): tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
     except Exception as error:  # safetensors raises SafetensorError, OSError or ValueError depending on the damage
         raise AdapterError(
             f"Adapter {spec.name!r}: cannot read {path} as safetensors ({error}). The file is damaged or incomplete; "
@@ -195,4 +207,53 @@ def read_adapter(spec: AdapterSpec) -> AdapterFile:
         ) from error
     if not any("lora_" in key for key in shapes):
         raise AdapterError(f"Adapter {spec.name!r}: {path} holds no LoRA tensors (no lora_A / lora_B weights).")
-    return AdapterFile(spec=spec, shapes=shapes, info=read_adapter_info(spec))
+    return shapes
+
+
+def _text_encoder_shapes(spec: AdapterSpec) -> dict[str, tuple[int, ...]]:
+    """Shapes of the text-encoder site (``{}`` when the adapter has none).
+
+    Raises:
+        AdapterError: ``text_encoder/`` exists but lacks its config or weights, or they do not parse.
+    """
+    folder = spec.directory / TEXT_ENCODER_FOLDER
+    if not folder.is_dir():
+        return {}
+    missing = [name for name in (PEFT_CONFIG, PEFT_WEIGHTS) if not (folder / name).is_file()]
+    if missing:
+        raise AdapterError(
+            f"Adapter {spec.name!r}: {folder} lacks {', '.join(missing)} (peft's save_pretrained writes both); "
+            "export the adapter again."
+        )
+    try:
+        config = json.loads((folder / PEFT_CONFIG).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise AdapterError(f"Adapter {spec.name!r}: {folder / PEFT_CONFIG} is not valid JSON ({error}).") from error
+    if not isinstance(config, dict) or config.get("peft_type") != "LORA":
+        raise AdapterError(f"Adapter {spec.name!r}: {folder / PEFT_CONFIG} is not a peft LoRA config.")
+    return _lora_shapes(spec, folder / PEFT_WEIGHTS, PEFT_KEY_PREFIX)
+
+
+def read_adapter(spec: AdapterSpec) -> AdapterFile:
+    """Check that the adapter's files exist and parse, and read its tensor shapes per site (no tensor data).
+
+    An adapter folder holds the UNet site (``pytorch_lora_weights.safetensors``), the text-encoder site
+    (``text_encoder/``) or both.
+
+    Raises:
+        AdapterError: the folder is missing, holds neither site, a weight file is not a readable safetensors file or
+            holds no LoRA tensors, or ``adapter_info.json`` does not parse.
+    """
+    if not spec.directory.is_dir():
+        raise AdapterError(f"Adapter {spec.name!r}: {spec.directory} does not exist or is not a folder.")
+    text_encoder = _text_encoder_shapes(spec)
+    path = spec.weights_file
+    if not path.is_file() and not text_encoder:
+        present = sorted(p.name for p in spec.directory.iterdir())[:10]
+        raise AdapterError(
+            f"Adapter {spec.name!r}: {spec.directory} has no {spec.weight_name} nor a {TEXT_ENCODER_FOLDER}/ adapter "
+            f"(it holds {present or 'nothing'}). Point --adapter at a folder that training wrote "
+            "(<run>/adapters/final) or at the .safetensors file."
+        )
+    shapes = _lora_shapes(spec, path) if path.is_file() else {}
+    return AdapterFile(spec=spec, shapes=shapes, info=read_adapter_info(spec), text_encoder_shapes=text_encoder)

@@ -43,6 +43,16 @@ UNET_PRESETS: dict[str, tuple[str, ...]] = {
     "attention_conditioning": ("to_q", "to_k", "to_v", "to_out.0", "time_emb_proj", "class_embedding"),
 }
 
+# CLAP text-encoder presets, named as the paper's authors named them (DESIGN.md section 6): the self-attention query
+# (Wq), value (Wv) or both of every layer, ``text_model.encoder.layer.{0..11}.attention.self.query``. peft matches
+# targets as name suffixes, so one suffix covers all layers of any depth (12 in AudioLDM, 2 in the tiny model).
+TEXT_ENCODER_PRESETS: dict[str, tuple[str, ...]] = {
+    "Wq": ("attention.self.query",),
+    "Wv": ("attention.self.value",),
+    "WqWv": ("attention.self.query", "attention.self.value"),
+}
+SITE_PRESETS = {"unet": UNET_PRESETS, "text_encoder": TEXT_ENCODER_PRESETS}
+
 
 def vocoder_class(local: Path | None) -> type:
     """The vocoder class of a model: a class from :data:`PROJECT_VOCODERS` when the local directory's
@@ -82,16 +92,21 @@ def tokenize(tokenizer: PreTrainedTokenizerBase, prompts: list[str]) -> dict[str
     return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
 
 
-@torch.no_grad()
 def encode_text(
     text_encoder: ClapTextModelWithProjection, tokenizer: PreTrainedTokenizerBase, prompts: list[str]
 ) -> torch.Tensor:
-    """L2-normalised CLAP ``text_embeds`` [B, D], AudioLDM's ``class_labels`` conditioning."""
+    """L2-normalised CLAP ``text_embeds`` [B, D], AudioLDM's ``class_labels`` conditioning.
+
+    Gradients flow only where the encoder has trainable (LoRA) parameters and grad mode is on: a frozen encoder
+    never builds a graph, an adapted one passes the loss's gradient into its adapter.
+    """
+    trains = torch.is_grad_enabled() and any(p.requires_grad for p in text_encoder.parameters())
     tokens = tokenize(tokenizer, prompts)
     device = text_encoder.device
-    output = text_encoder(
-        input_ids=tokens["input_ids"].to(device), attention_mask=tokens["attention_mask"].to(device)
-    )
+    with torch.set_grad_enabled(trains):
+        output = text_encoder(
+            input_ids=tokens["input_ids"].to(device), attention_mask=tokens["attention_mask"].to(device)
+        )
     return F.normalize(output.text_embeds.float(), dim=-1)
 
 
@@ -109,6 +124,7 @@ class AudioLDMBackbone(Backbone):
 
     kind: ClassVar[str] = "audioldm"
     pipeline_class: ClassVar[str] = "AudioLDMPipeline"
+    conditioning_sites: ClassVar[tuple[str, ...]] = ("text_encoder",)
 
     # ------------------------------------------------------------------------------------------------ loading
     @classmethod
@@ -143,12 +159,12 @@ class AudioLDMBackbone(Backbone):
         return {"vae": self.vae, "text_encoder": self.text_encoder, "unet": self.unet, "vocoder": self.vocoder}
 
     def adapter_sites(self) -> dict[str, torch.nn.Module]:
-        return {"unet": self.unet}
+        return {"unet": self.unet, "text_encoder": self.text_encoder}
 
     def lora_presets(self, site: str) -> dict[str, tuple[str, ...]]:
-        if site != "unet":
+        if site not in SITE_PRESETS:
             raise ValueError(f"AudioLDM has no adapter site {site!r}; sites: {sorted(self.adapter_sites())}.")
-        return dict(UNET_PRESETS)
+        return dict(SITE_PRESETS[site])
 
     def identity(self) -> dict[str, Any]:
         vocabulary = json.dumps(sorted(self.tokenizer.get_vocab().items())).encode()

@@ -74,6 +74,9 @@ class Backbone(ABC):
     """Short name recorded in adapter files and latent caches (``audioldm``)."""
     pipeline_class: ClassVar[str]
     """diffusers pipeline class name in ``model_index.json`` that selects this backbone."""
+    conditioning_sites: ClassVar[tuple[str, ...]] = ()
+    """Adapter sites that compute the conditioning (the text encoder): adapting one makes the conditioning, and the
+    unconditional input, a function of the adapter, so neither may be cached or taken from a latent cache."""
 
     unet: torch.nn.Module
     vae: torch.nn.Module
@@ -91,13 +94,13 @@ class Backbone(ABC):
         """Every ``torch.nn.Module`` component by its name (what the LightningModule registers)."""
 
     def frozen_modules(self) -> list[torch.nn.Module]:
-        """The modules that never train (all but the adapter sites, whose base weights are frozen by LoRA)."""
-        sites = {id(module) for module in self.adapter_sites().values()}
-        return [module for module in self.named_modules().values() if id(module) not in sites]
+        """Every module but the UNet: kept in eval mode (no dropout) and in the frozen dtype. A text encoder that
+        carries LoRA is one of them too: its base weights are frozen and only its adapter trains."""
+        return [module for module in self.named_modules().values() if module is not self.unet]
 
     @abstractmethod
     def adapter_sites(self) -> dict[str, torch.nn.Module]:
-        """Sub-models LoRA can attach to, by site name (``unet``; ``text_encoder`` once it is supported)."""
+        """Sub-models LoRA can attach to, by site name (AudioLDM: ``unet`` and ``text_encoder``)."""
 
     @abstractmethod
     def lora_presets(self, site: str) -> dict[str, tuple[str, ...]]:
@@ -114,7 +117,7 @@ class Backbone(ABC):
     # ------------------------------------------------------------------------------------------- conditioning
     @abstractmethod
     def encode_prompts(self, prompts: list[str]) -> Conditioning:
-        """The UNet's conditioning for ``prompts`` on the UNet's device (no gradients into frozen encoders)."""
+        """The UNet's conditioning for ``prompts`` on the UNet's device (gradients only into adapted encoders)."""
 
     def unconditional(self, batch_size: int = 1, negative_prompt: str | list[str] | None = None) -> Conditioning:
         """Guidance's unconditional input: the negative prompt, or ``""`` through the same encoder."""

@@ -1,7 +1,9 @@
-"""LoRA on one sub-model through peft, the diffusers way (``unet.add_adapter``), and the UNet's adapter file.
+"""LoRA on one sub-model through peft, and the UNet's adapter file.
 
-Which sub-models ("sites") get an adapter, and with which presets, is :mod:`lightning_modules.adapter_sites`; this
-module attaches one adapter to one module.
+A diffusers model gets its adapter the diffusers way (``unet.add_adapter``); any other module (the transformers text
+encoder) through peft's ``inject_adapter_in_model``, which is what ``add_adapter`` calls underneath (transformers'
+own ``add_adapter`` needs a newer peft than diffusers does). Which sub-models ("sites") get an adapter, and with
+which presets, is :mod:`lightning_modules.adapter_sites`; this module attaches one adapter to one module.
 
 Adapters are written with diffusers' ``save_lora_adapter`` so plain diffusers code reloads them with
 ``unet.load_lora_adapter(dir, prefix=None, weight_name="pytorch_lora_weights.safetensors")``.
@@ -15,9 +17,9 @@ from pathlib import Path
 from typing import Any, Iterator, Literal, Mapping
 
 import torch
-from diffusers import UNet2DConditionModel
+from diffusers import ModelMixin, UNet2DConditionModel
 from diffusers.utils import logging as diffusers_logging
-from peft import LoraConfig
+from peft import LoraConfig, inject_adapter_in_model
 
 from datamodules.atomic_files import staged_directory
 from lightning_modules.adapter_files import ADAPTER_INFO, ADAPTER_WEIGHTS
@@ -103,7 +105,9 @@ def add_lora(
     presets: Mapping[str, tuple[str, ...]],
     site: str = "unet",
 ) -> LoraConfig:
-    """Freeze ``module`` and inject a trainable LoRA adapter through its ``add_adapter``; returns the peft config.
+    """Freeze ``module`` and inject a trainable LoRA adapter (see the module docstring); returns the peft config.
+
+    The LoRA weights are float32 even on a half-precision base, so that the optimizer updates them in full precision.
 
     Raises:
         LoraConfigError: rank <= 0, alpha <= 0, dropout outside [0, 1), or unknown targets.
@@ -120,9 +124,14 @@ def add_lora(
         use_dora=use_dora,
     )
     module.requires_grad_(False)
-    module.add_adapter(config, adapter_name=ADAPTER_NAME)
+    if isinstance(module, ModelMixin):
+        module.add_adapter(config, adapter_name=ADAPTER_NAME)
+    else:
+        inject_adapter_in_model(config, module, adapter_name=ADAPTER_NAME)
     for name, param in module.named_parameters():
         param.requires_grad_("lora_" in name)
+        if "lora_" in name and param.dtype in (torch.float16, torch.bfloat16):
+            param.data = param.data.float()
     return config
 
 
@@ -142,19 +151,29 @@ def quiet_diffusers() -> Iterator[None]:
         diffusers_logging.set_verbosity(level)
 
 
+def check_finite(module: torch.nn.Module, site: str = "unet") -> None:
+    """Raise ``FloatingPointError`` when a LoRA weight of ``module`` holds NaN or inf (it must never be written)."""
+    bad = [n for n, p in module.named_parameters() if "lora_" in n and not torch.isfinite(p).all()]
+    if bad:
+        raise FloatingPointError(f"Refusing to write an adapter with non-finite weights in the {site}: {bad[:3]} ...")
+
+
+def write_unet_adapter(unet: UNet2DConditionModel, directory: Path) -> None:
+    """``pytorch_lora_weights.safetensors`` in diffusers' format (what ``unet.load_lora_adapter`` reads)."""
+    with quiet_diffusers():  # save_lora_adapter calls unet.to(dtype=None), which warns about nothing
+        unet.save_lora_adapter(str(directory), adapter_name=ADAPTER_NAME, weight_name=ADAPTER_WEIGHTS)
+
+
 def save_adapter(unet: UNet2DConditionModel, directory: str | Path, info: dict[str, Any]) -> Path:
     """Write ``pytorch_lora_weights.safetensors`` (diffusers format) and ``adapter_info.json`` atomically.
 
     Raises:
         FloatingPointError: the adapter holds NaN or inf (it is never written).
     """
-    bad = [n for n, p in unet.named_parameters() if "lora_" in n and not torch.isfinite(p).all()]
-    if bad:
-        raise FloatingPointError(f"Refusing to write an adapter with non-finite weights in {bad[:3]} ...")
+    check_finite(unet)
     final = Path(directory)
     # File by file: the adapter folder of a running training never disappears, and each file is old or new.
     with staged_directory(final, mode="files") as staging:
-        with quiet_diffusers():  # save_lora_adapter calls unet.to(dtype=None), which warns about nothing
-            unet.save_lora_adapter(str(staging), adapter_name=ADAPTER_NAME, weight_name=ADAPTER_WEIGHTS)
+        write_unet_adapter(unet, staging)
         (staging / ADAPTER_INFO).write_text(json.dumps(info, indent=2, sort_keys=True, default=str) + "\n")
     return final

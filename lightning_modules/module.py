@@ -19,12 +19,17 @@ from diffusers.optimization import get_scheduler
 from lightning.pytorch.utilities import rank_zero_info
 
 from lightning_modules.adapter_sites import (
+    TEXT_ENCODER_SITE,
     UNET_SITE,
     AdapterSiteConfig,
     adapter_parameters,
     adapters_disabled,
     attach_adapters,
+    conditioning_adapted,
+    describe_sites,
+    enabled_configs,
     save_adapters,
+    set_lora_dropout_mode,
     trainable_counts,
 )
 from lightning_modules.backbone import Backbone, Conditioning, conditioning_rows, load_backbone, select_conditioning
@@ -57,6 +62,13 @@ class AudioLDMLoRA(TrainableStateCheckpointing):
         lora_init: LoraInit = "gaussian",
         use_rslora: bool = False,
         use_dora: bool = False,
+        text_encoder_lora_targets: str | list[str] | None = None,
+        text_encoder_lora_rank: int | None = None,
+        text_encoder_lora_alpha: float | None = None,
+        text_encoder_lora_dropout: float | None = None,
+        text_encoder_lora_init: LoraInit | None = None,
+        text_encoder_use_rslora: bool | None = None,
+        text_encoder_use_dora: bool | None = None,
         caption_dropout: float = 0.1,
         snr_gamma: float | None = None,
         noise_offset: float = 0.0,
@@ -90,11 +102,24 @@ class AudioLDMLoRA(TrainableStateCheckpointing):
             lora_rank: LoRA rank r of the UNet site (the paper: 2).
             lora_alpha: LoRA alpha; the update is scaled by alpha / r (alpha / sqrt(r) with rsLoRA).
             lora_targets: a preset of the backbone's UNet (AudioLDM: ``paper``: to_q, to_v; ``attention``;
-                ``attention_proj``; ``attention_conditioning``; any backbone: ``all_linear``) or module names.
+                ``attention_proj``; ``attention_conditioning``; any backbone: ``all_linear``) or module names;
+                ``none`` leaves the UNet without an adapter (a text-encoder-only adapter).
             lora_dropout: dropout on the LoRA branch.
             lora_init: LoRA A init; ``gaussian`` as the paper, ``kaiming`` is peft's default.
             use_rslora: rank-stabilised scaling alpha / sqrt(r).
             use_dora: weight-decomposed LoRA (DoRA).
+            text_encoder_lora_targets: LoRA on the CLAP text encoder (DESIGN.md section 6): a preset (``Wq``, ``Wv``,
+                ``WqWv``: the self-attention query, value or both of every layer, as the paper's authors named them;
+                ``all_linear``) or module names; ``None`` (the default) leaves the text encoder frozen. The prompt's
+                embedding, and the unconditional one of "", then change with the adapter and are computed every
+                step (also from a latent cache, whose stored embeddings are not used).
+            text_encoder_lora_rank: rank of the text-encoder site; ``None``: ``lora_rank``.
+            text_encoder_lora_alpha: alpha of the text-encoder site; ``None``: ``lora_alpha``.
+            text_encoder_lora_dropout: LoRA dropout of the text-encoder site; ``None``: ``lora_dropout``. The text
+                encoder's own dropout stays off (it runs in eval mode).
+            text_encoder_lora_init: LoRA init of the text-encoder site; ``None``: ``lora_init``.
+            text_encoder_use_rslora: rsLoRA on the text-encoder site; ``None``: ``use_rslora``.
+            text_encoder_use_dora: DoRA on the text-encoder site; ``None``: ``use_dora``.
             caption_dropout: probability of training a sample on the unconditional input (trains guidance).
             snr_gamma: Min-SNR-gamma loss weighting (5.0 is common); ``None`` for the plain mean.
             noise_offset: offset-noise strength (0 disables).
@@ -133,12 +158,19 @@ class AudioLDMLoRA(TrainableStateCheckpointing):
         self.save_hyperparameters()
         if not 0.0 <= caption_dropout < 1.0:
             raise ValueError(f"caption_dropout must be in [0, 1), got {caption_dropout}.")
-        self.site_configs = [
+        def unless_set(value: Any, default: Any) -> Any:
+            return default if value is None else value
+
+        self.site_configs = enabled_configs([
             AdapterSiteConfig(UNET_SITE, lora_targets, lora_rank, lora_alpha, lora_dropout, lora_init, use_rslora,
-                              use_dora)
-        ]
-        for config in self.site_configs:
-            config.check()
+                              use_dora, setting="lora"),
+            AdapterSiteConfig(
+                TEXT_ENCODER_SITE, text_encoder_lora_targets, unless_set(text_encoder_lora_rank, lora_rank),
+                unless_set(text_encoder_lora_alpha, lora_alpha), unless_set(text_encoder_lora_dropout, lora_dropout),
+                unless_set(text_encoder_lora_init, lora_init), unless_set(text_encoder_use_rslora, use_rslora),
+                unless_set(text_encoder_use_dora, use_dora), setting="text_encoder_lora",
+            ),
+        ])
         check_prior_settings(prior_prompts, prior_samples_per_prompt, prior_loss_weight, prior_target)
         self.backbone = self.load_backbone(pretrained_model, revision)
         self.backbone.channels_last = channels_last
@@ -150,8 +182,9 @@ class AudioLDMLoRA(TrainableStateCheckpointing):
         self.objective = DiffusionObjective.for_scheduler(self.backbone.scheduler, noise_offset, snr_gamma)
         self.sampling = SamplingSettings(num_inference_steps, guidance_scale, sample_scheduler, sample_duration)
         frozen = DTYPES[frozen_dtype]
+        for module in self.backbone.named_modules().values():
+            module.requires_grad_(False)  # attach_adapters makes the LoRA weights, and only them, trainable
         for module in self.backbone.frozen_modules():
-            module.requires_grad_(False)
             if frozen != torch.float32:
                 module.to(dtype=frozen)
             module.eval()
@@ -175,10 +208,12 @@ class AudioLDMLoRA(TrainableStateCheckpointing):
 
     # ----------------------------------------------------------------------------------------------- structure
     def train(self, mode: bool = True) -> "AudioLDMLoRA":
-        """Switch the UNet's mode as asked while the frozen parts stay in eval mode (no dropout in CLAP)."""
+        """Switch the UNet's mode as asked while the frozen parts stay in eval mode (no dropout in CLAP); the LoRA
+        dropout of every site, a text encoder's included, follows ``mode``."""
         super().train(mode)
         for module in self.backbone.frozen_modules():
             module.eval()
+        set_lora_dropout_mode(self.backbone, mode)
         return self
 
     def trainable_parameter_count(self) -> tuple[int, int]:
@@ -210,7 +245,13 @@ class AudioLDMLoRA(TrainableStateCheckpointing):
         return self.backbone.encode_prompts(prompts)
 
     def unconditional(self) -> Conditioning:
-        """The unconditional conditioning (one row: the embedding of ""), computed once per device."""
+        """The unconditional conditioning (one row: the embedding of "").
+
+        Computed once per device while the text encoder is frozen; with an adapted text encoder it depends on the
+        adapter (and carries its gradient), so it is computed at every call, with the adapter as it is then.
+        """
+        if conditioning_adapted(self.backbone):
+            return self.backbone.unconditional(1)
         cached = self._unconditional
         if cached is None or next(iter(cached.values())).device != self.device:
             self._unconditional = self.backbone.unconditional(1)
@@ -223,11 +264,17 @@ class AudioLDMLoRA(TrainableStateCheckpointing):
 
         Two batch forms: audio (``mel`` [B, frames, 64] and ``caption``) runs the frozen VAE encoder and text
         encoder; a latent-cache batch (``latent_mean``, ``latent_logvar`` [B, C, h, w]: the unscaled VAE posterior,
-        plus the cached conditioning fields) skips both and samples the posterior here, every step.
+        plus the cached conditioning fields and ``caption``) skips both and samples the posterior here, every step.
+        With an adapted text encoder the cached conditioning is stale by construction: the captions are encoded.
         """
         if "latent_mean" in batch:
             latents = self.backbone.latents_from_posterior(batch["latent_mean"], batch["latent_logvar"], generator)
-            return latents, self.backbone.conditioning_from_cache(batch)
+            if not conditioning_adapted(self.backbone):
+                return latents, self.backbone.conditioning_from_cache(batch)
+            if "caption" not in batch:
+                raise KeyError("A latent-cache batch without captions cannot train an adapted text encoder; "
+                               "rebuild the cache with `audioldm-lora cache --config ...`.")
+            return latents, self.encode_prompts(list(batch["caption"]))
         return self.backbone.encode_mel(batch["mel"], generator), self.encode_prompts(list(batch["caption"]))
 
     # --------------------------------------------------------------------------------------------- objective
@@ -242,18 +289,21 @@ class AudioLDMLoRA(TrainableStateCheckpointing):
 
     def distillation_loss(
         self, latents: torch.Tensor, cond: Conditioning, drop_caption: torch.Tensor,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | None = None, base_cond: Conditioning | None = None,
     ) -> torch.Tensor:
         """How far the adapter moves the prediction from the frozen base model's on the same noisy input.
 
         Same noising, timesteps, conditioning and weighting as :meth:`diffusion_loss`, but the target is the base
         model's prediction (adapters disabled, no gradients) instead of the sampled noise, whose variance would
         otherwise dominate the loss: zero exactly when the adapter leaves these prompts' output unchanged.
+        ``base_cond`` is the base model's conditioning of the same prompts (default ``cond``; it differs when the
+        text encoder is adapted), and the base's unconditional input replaces it where captions are dropped.
         """
-        cond = select_conditioning(cond, drop_caption, self.unconditional())
         noised = self.objective.noised(latents, generator)
         with torch.no_grad(), adapters_disabled(self.backbone):
-            target = self.backbone.predict_noise(noised.noisy, noised.timesteps, cond)
+            base = select_conditioning(cond if base_cond is None else base_cond, drop_caption, self.unconditional())
+            target = self.backbone.predict_noise(noised.noisy, noised.timesteps, base)
+        cond = select_conditioning(cond, drop_caption, self.unconditional())
         prediction = self.backbone.predict_noise(noised.noisy, noised.timesteps, cond)
         return self.objective.loss(prediction, noised, target)
 
@@ -297,12 +347,19 @@ class AudioLDMLoRA(TrainableStateCheckpointing):
 
         ``prior_target`` picks the objective: the denoising loss (``samples``) or the distillation loss against the
         frozen base model (``base_model``).
+        With an adapted text encoder the prompts are encoded with the adapter on (the set stores the base model's
+        conditioning, which is the distillation target's).
         """
         prior = self.prior_set(tuple(latents.shape[1:]))
         rows = torch.randint(0, len(prior), (latents.shape[0],), device=prior.latents.device)
         drop = torch.rand(latents.shape[0], device=latents.device) < self.hparams.caption_dropout
-        loss = self.distillation_loss if self.hparams.prior_target == "base_model" else self.diffusion_loss
-        return loss(prior.latents[rows], conditioning_rows(prior.conditioning, rows), drop)
+        base_cond = conditioning_rows(prior.conditioning, rows)
+        cond = base_cond
+        if conditioning_adapted(self.backbone):
+            cond = self.encode_prompts([prior.prompts[row] for row in rows.tolist()])
+        if self.hparams.prior_target == "base_model":
+            return self.distillation_loss(prior.latents[rows], cond, drop, base_cond=base_cond)
+        return self.diffusion_loss(prior.latents[rows], cond, drop)
 
     def _handle_nonfinite_loss(self, batch: dict[str, Any], loss: torch.Tensor) -> None:
         """Apply the ``nonfinite_loss`` policy; returning None makes Lightning skip the optimizer step."""
@@ -367,31 +424,19 @@ class AudioLDMLoRA(TrainableStateCheckpointing):
     def adapter_info(self, step: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         """What ``adapter_info.json`` records beside the weights.
 
-        The UNet site's settings stay at the top level (the format adapters have always had); ``sites`` lists every
-        adapted site with its settings and trainable parameter count.
+        ``sites`` lists every adapted site with its settings, target modules and trainable parameter count; the
+        UNet site's settings are also at the top level (the format adapters have always had; absent for a
+        text-encoder-only adapter).
         """
-        counts = trainable_counts(self.backbone)
-        unet = next(config for config in self.site_configs if config.site == UNET_SITE)
+        sites = describe_sites(self.backbone, self.site_configs, self.lora_configs)
+        unet = sites.get(UNET_SITE, {})
         info = {
             "base_model": self.hparams.pretrained_model,
             "revision": self.hparams.revision,
             "backbone": self.backbone.kind,
-            "rank": unet.rank,
-            "alpha": unet.alpha,
-            "target_modules": sorted(self.lora_configs[UNET_SITE].target_modules),
-            "init": unet.init,
-            "use_rslora": unet.use_rslora,
-            "use_dora": unet.use_dora,
-            "dropout": unet.dropout,
-            "sites": {
-                config.site: {
-                    **config.describe(),
-                    "target_modules": sorted(self.lora_configs[config.site].target_modules),
-                    "trainable_parameters": counts.get(config.site, 0),
-                }
-                for config in self.site_configs
-            },
-            "trainable_parameters": sum(counts.values()),
+            **{key: value for key, value in unet.items() if key not in ("targets", "trainable_parameters")},
+            "sites": sites,
+            "trainable_parameters": sum(site["trainable_parameters"] for site in sites.values()),
             "global_step": step,
             "model_config": dict(self.hparams),
         }
@@ -399,5 +444,6 @@ class AudioLDMLoRA(TrainableStateCheckpointing):
         return info
 
     def save_adapter(self, directory: str | Path, step: int, extra: dict[str, Any] | None = None) -> Path:
-        """Write every adapted site (the UNet in diffusers' LoRA format) plus ``adapter_info.json``."""
+        """Write every adapted site (the UNet in diffusers' LoRA format, the text encoder in peft's) plus
+        ``adapter_info.json``."""
         return save_adapters(self.backbone, directory, self.adapter_info(step, extra))

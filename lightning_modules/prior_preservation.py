@@ -97,7 +97,8 @@ def generate_prior_set(
                     backbone, all_prompts[chunk], shape, num_inference_steps, guidance_scale,
                     generator=seeded_generators(seeds[chunk], device), scheduler=scheduler,
                 ).float())
+            # The base model's conditioning (an adapted text encoder moves it; the training step re-encodes).
+            conditioning = backbone.encode_prompts(all_prompts)
     finally:
         unet.train(was_training)
-    conditioning = backbone.encode_prompts(all_prompts)
     return PriorSet(torch.cat(parts), conditioning, tuple(all_prompts), time.monotonic() - start)

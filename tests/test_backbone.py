@@ -134,15 +134,41 @@ def test_sites_attach_report_and_switch_off(backbone: AudioLDMBackbone) -> None:
     ("configs", "message"),
     [
         ([], "No adapter site is configured"),
-        ([AdapterSiteConfig("vocoder")], r"no adapter site 'vocoder'; its sites are \['unet'\]"),
+        ([AdapterSiteConfig("vocoder")], r"no adapter site 'vocoder'; its sites are \['text_encoder', 'unet'\]"),
         ([AdapterSiteConfig("unet"), AdapterSiteConfig("unet")], "configured twice"),
         ([AdapterSiteConfig("unet", rank=0)], "unet adapter: LoRA rank must be a positive integer"),
-        ([AdapterSiteConfig("unet", targets=["to_qq"])], r"match no module of the unet"),
+        ([AdapterSiteConfig("unet", targets=["to_qq"])], r"lora_targets: .*match no module of the unet"),
+        ([AdapterSiteConfig("text_encoder", targets="Wk", setting="text_encoder_lora")],
+         r"model.init_args.text_encoder_lora_targets: Unknown LoRA target preset 'Wk'.*\['Wq', 'WqWv', 'Wv', 'all_linear'\]"),
+        ([AdapterSiteConfig("text_encoder", targets=["attention.self.qry"], setting="text_encoder_lora")],
+         r"text_encoder_lora_targets: LoRA target module\(s\) \['attention.self.qry'\] match no module of the "
+         r"text_encoder. Linear layers it has: .*'query'.*'value'"),
     ],
 )
 def test_bad_site_settings_are_named(backbone: AudioLDMBackbone, configs: list, message: str) -> None:
     with pytest.raises(LoraConfigError, match=message):
         attach_adapters(backbone, configs)
+
+
+@pytest.mark.parametrize(("preset", "suffixes"), [("Wq", {"query"}), ("Wv", {"value"}), ("WqWv", {"query", "value"})])
+def test_text_encoder_presets_adapt_the_self_attention_of_every_layer(
+    backbone: AudioLDMBackbone, preset: str, suffixes: set[str]
+) -> None:
+    attach_adapters(backbone, [AdapterSiteConfig("text_encoder", preset, rank=2, alpha=8.0)])
+    names = [name for name, _ in site_layers(backbone)]
+    layers = backbone.text_encoder.config.num_hidden_layers
+    assert sorted(names) == sorted(
+        f"text_encoder/text_model.encoder.layer.{i}.attention.self.{s}" for i in range(layers) for s in suffixes)
+    assert set(trainable_counts(backbone)) == {"text_encoder"}
+    assert all(not p.requires_grad for p in backbone.unet.parameters())
+
+
+def test_no_site_at_all_is_refused_naming_both_settings() -> None:
+    from lightning_modules.adapter_sites import enabled_configs
+
+    with pytest.raises(LoraConfigError, match=r"lora_targets is none and .*text_encoder_lora_targets is None"):
+        enabled_configs([AdapterSiteConfig("unet", "none"), AdapterSiteConfig("text_encoder", None,
+                                                                              setting="text_encoder_lora")])
 
 
 def test_text_embeddings_are_unit_vectors(backbone: AudioLDMBackbone) -> None:
