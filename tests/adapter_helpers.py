@@ -8,7 +8,9 @@ from typing import Any
 import torch
 from diffusers import UNet2DConditionModel
 
+from lightning_modules.adapter_sites import AdapterSiteConfig, adapter_parameters, attach_adapters, save_adapters
 from lightning_modules.audioldm import UNET_PRESETS
+from lightning_modules.backbone import load_backbone
 from lightning_modules.lora import add_lora, lora_parameters, save_adapter
 from audioldm_demo.tiny import TEXT_PROJECTION_DIM
 
@@ -29,6 +31,22 @@ def tiny_adapter(model_dir: Path, out: Path, seed: int, targets: str = "attentio
     """An adapter for the tiny model in ``model_dir``."""
     unet = UNet2DConditionModel.from_pretrained(model_dir, subfolder="unet")
     return write_adapter(unet, out, seed, targets, {"base_model": str(model_dir), **info})
+
+
+def site_adapter(
+    model_dir: Path, out: Path, seed: int, unet_targets: str | None = "attention",
+    text_encoder_targets: str | None = "WqWv",
+) -> Path:
+    """An adapter for the tiny model with a UNet site, a text-encoder site or both (N(0, 0.3) weights from ``seed``),
+    written by the training export path (``save_adapters``)."""
+    backbone = load_backbone(str(model_dir))
+    configs = [AdapterSiteConfig("unet", unet_targets, rank=2, alpha=4.0),
+               AdapterSiteConfig("text_encoder", text_encoder_targets, rank=2, alpha=8.0)]
+    attach_adapters(backbone, [config for config in configs if config.enabled])
+    generator = torch.Generator().manual_seed(seed)
+    for param in adapter_parameters(backbone):
+        param.data = torch.randn(param.shape, generator=generator) * 0.3
+    return save_adapters(backbone, out, {"base_model": str(model_dir), "global_step": 10 * seed})
 
 
 def other_base_adapter(out: Path) -> Path:
