@@ -112,7 +112,12 @@ def test_a_stale_cache_fails_with_the_fix(data: Path, tmp_path: Path) -> None:
         module(data, latent_cache=str(cache)).setup("fit")
 
 
-def test_cache_command_and_fit_without_the_encoders(tiny_model_dir: Path, synthetic_root: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("text_encoder_lora", [False, True], ids=["frozen-text-encoder", "adapted-text-encoder"])
+def test_cache_command_and_fit_without_the_encoders(tiny_model_dir: Path, synthetic_root: Path, tmp_path: Path,
+                                                    text_encoder_lora: bool) -> None:
+    """Training from the cache never runs the VAE encoder; the text encoder runs only when it carries an adapter
+    (then every step encodes the batch's captions and the "" of caption dropout, and the cached embeddings of the
+    same cache are not used)."""
     from audioldm_lora.lightning_cli import build_cli
     from audioldm_lora.commands.cache import main
     from tests.cli_helpers import CONFIG, tiny_args
@@ -123,7 +128,9 @@ def test_cache_command_and_fit_without_the_encoders(tiny_model_dir: Path, synthe
     assert main(["--config", CONFIG, *overrides, "--cache-dir", str(cache), "--crops-per-file", "2"]) == 0
     cli = build_cli(tiny_args("fit", tiny_model_dir, synthetic_root, tmp_path, "--trainer.max_steps=3",
                               f"--data.init_args.latent_cache={cache}", "--data.init_args.cache_crops_per_file=2",
-                              "--trainer.val_check_interval=3")[1:], run=False)
+                              "--trainer.val_check_interval=3",
+                              *(["--model.init_args.text_encoder_lora_targets=Wq"] if text_encoder_lora else []))[1:],
+                    run=False)
     calls = {"vae": 0, "text": 0}
 
     def forbidden_vae(*args, **kwargs):
@@ -142,5 +149,10 @@ def test_cache_command_and_fit_without_the_encoders(tiny_model_dir: Path, synthe
     cli.trainer.callbacks[:] = [c for c in cli.trainer.callbacks if not type(c).__module__.startswith("callbacks.")]
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     assert cli.trainer.global_step == 3 and cli.trainer.callback_metrics["train/loss"].isfinite()
-    assert calls["vae"] == 0 and calls["text"] <= 1  # at most the empty prompt, for caption dropout
+    assert calls["vae"] == 0
+    if text_encoder_lora:  # captions and "" every training step, plus validation batches
+        assert calls["text"] >= 2 * 3
+        assert any(v.abs().sum() > 0 for k, v in cli.model.text_encoder.state_dict().items() if "lora_B" in k)
+    else:
+        assert calls["text"] <= 1  # at most the empty prompt, for caption dropout
     assert cli.datamodule.latent_cache_model["name"] == str(tiny_model_dir)
