@@ -243,3 +243,26 @@ def test_the_readme_snippet_loads_both_parts(tiny_model_dir: Path, tmp_path: Pat
     expected = generate(ours, ["hip hop music, The subgenre of hip-hop is boom bap."], 0.64, num_inference_steps=3,
                         guidance_scale=2.5, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(torch.as_tensor(namespace["audio"]), expected[0], atol=1e-5, rtol=0)
+
+
+def test_prior_preservation_holds_the_base_models_conditioning_and_trains_the_text_encoder(
+    tiny_model_dir: Path,
+) -> None:
+    """The prior set keeps the base model's conditioning; the step re-encodes its prompts with the adapter on, and the
+    distillation target is the base model's prediction under the base conditioning, so a text-encoder adapter that
+    moves the prior prompts' embedding is penalised (and only its LoRA weights get the gradient)."""
+    shape = (8, 4, 16)
+    module = text_encoder_module(tiny_model_dir, num_inference_steps=2, prior_prompts=["techno music", ""],
+                                 prior_samples_per_prompt=2, prior_target="base_model", caption_dropout=0.0)
+    prior = module.prior_set(shape)
+    with torch.no_grad():
+        torch.testing.assert_close(prior.conditioning, module.encode_prompts(list(prior.prompts)))
+    # B = 0: the adapter is the identity, the adapted model equals the base (to float rounding of other batchings)
+    assert module.prior_loss(torch.zeros(2, *shape)).item() < 1e-10
+    randomize(module.text_encoder, seed=8)
+    module.train()
+    loss = module.prior_loss(torch.zeros(2, *shape))
+    assert loss.item() > 0
+    loss.backward()
+    with_grad = {name for name, p in module.named_parameters() if p.grad is not None}
+    assert with_grad and all(name.startswith("text_encoder.") and "lora_" in name for name in with_grad)
