@@ -28,8 +28,18 @@ def lora_update_norms(layers: Iterable[tuple[str, LoraLayer]]) -> dict[str, floa
     return norms
 
 
+def site_totals(norms: dict[str, float]) -> dict[str, float]:
+    """Total update norm per site (layer names of sites other than the UNet start with ``<site>/``)."""
+    squares: dict[str, float] = {}
+    for name, value in norms.items():
+        site = name.split("/", 1)[0] if "/" in name else "unet"
+        squares[site] = squares.get(site, 0.0) + value * value
+    return {site: math.sqrt(total) for site, total in squares.items()}
+
+
 class AdapterHealth(Callback):
-    """Every ``every_n_steps`` steps: ``lora/update_norm_total``, ``_mean``, ``_max`` (and per layer if asked)."""
+    """Every ``every_n_steps`` steps: ``lora/update_norm_total``, ``_mean``, ``_max`` over every adapted layer, with
+    two or more sites also ``lora/update_norm_total/<site>`` (``unet``, ``text_encoder``), and per layer if asked."""
 
     def __init__(self, every_n_steps: int = 50, per_layer: bool = False) -> None:
         """
@@ -55,6 +65,9 @@ class AdapterHealth(Callback):
             "lora/update_norm_mean": sum(values) / len(values),
             "lora/update_norm_max": max(values),
         }
+        totals = site_totals(norms)
+        if len(totals) > 1:
+            summary.update({f"lora/update_norm_total/{site}": value for site, value in totals.items()})
         if self.per_layer:
             summary.update({f"lora/update_norm/{name}": value for name, value in norms.items()})
         self.last = summary

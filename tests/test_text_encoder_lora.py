@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -266,3 +267,18 @@ def test_prior_preservation_holds_the_base_models_conditioning_and_trains_the_te
     loss.backward()
     with_grad = {name for name, p in module.named_parameters() if p.grad is not None}
     assert with_grad and all(name.startswith("text_encoder.") and "lora_" in name for name in with_grad)
+
+
+def test_adapter_health_reports_each_site(fitted) -> None:
+    from callbacks.adapter_health import AdapterHealth, lora_update_norms, site_totals
+    from lightning_modules.adapter_sites import site_layers
+
+    norms = lora_update_norms(site_layers(fitted.model.backbone))
+    assert any(name.startswith("text_encoder/") for name in norms) and any("/" not in name for name in norms)
+    totals = site_totals(norms)
+    assert set(totals) == {"unet", "text_encoder"} and all(v > 0 for v in totals.values())
+    health = AdapterHealth(every_n_steps=1)
+    health.on_train_batch_end(SimpleNamespace(global_step=4, loggers=[]), fitted.model)
+    assert health.last["lora/update_norm_total/text_encoder"] > 0
+    per_site = [v for k, v in health.last.items() if k.startswith("lora/update_norm_total/")]
+    assert health.last["lora/update_norm_total"] ** 2 == pytest.approx(sum(v * v for v in per_site), rel=1e-6)
