@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -75,6 +75,12 @@ class AdapterSiteConfig:
             check_lora_settings(self.rank, self.alpha, self.dropout)
         except LoraConfigError as error:
             raise LoraConfigError(f"{self.site} adapter: {error} (model.init_args.{self.setting}_*)") from error
+
+    def for_site(self, site: str, targets: str | list[str] | None, setting: str, **settings: Any) -> "AdapterSiteConfig":
+        """The config of another site: ``settings`` given as ``None`` are this site's (the text encoder's rank,
+        alpha, ... default to the UNet's)."""
+        given = {key: value for key, value in settings.items() if value is not None}
+        return replace(self, site=site, targets=targets, setting=setting, **given)
 
     def describe(self) -> dict[str, Any]:
         """The settings as ``adapter_info.json`` records them."""

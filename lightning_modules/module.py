@@ -158,19 +158,14 @@ class AudioLDMLoRA(TrainableStateCheckpointing):
         self.save_hyperparameters()
         if not 0.0 <= caption_dropout < 1.0:
             raise ValueError(f"caption_dropout must be in [0, 1), got {caption_dropout}.")
-        def unless_set(value: Any, default: Any) -> Any:
-            return default if value is None else value
-
-        self.site_configs = enabled_configs([
-            AdapterSiteConfig(UNET_SITE, lora_targets, lora_rank, lora_alpha, lora_dropout, lora_init, use_rslora,
-                              use_dora, setting="lora"),
-            AdapterSiteConfig(
-                TEXT_ENCODER_SITE, text_encoder_lora_targets, unless_set(text_encoder_lora_rank, lora_rank),
-                unless_set(text_encoder_lora_alpha, lora_alpha), unless_set(text_encoder_lora_dropout, lora_dropout),
-                unless_set(text_encoder_lora_init, lora_init), unless_set(text_encoder_use_rslora, use_rslora),
-                unless_set(text_encoder_use_dora, use_dora), setting="text_encoder_lora",
-            ),
-        ])
+        unet = AdapterSiteConfig(UNET_SITE, lora_targets, lora_rank, lora_alpha, lora_dropout, lora_init, use_rslora,
+                                 use_dora, setting="lora")
+        text_encoder = unet.for_site(
+            TEXT_ENCODER_SITE, text_encoder_lora_targets, "text_encoder_lora", rank=text_encoder_lora_rank,
+            alpha=text_encoder_lora_alpha, dropout=text_encoder_lora_dropout, init=text_encoder_lora_init,
+            use_rslora=text_encoder_use_rslora, use_dora=text_encoder_use_dora,
+        )
+        self.site_configs = enabled_configs([unet, text_encoder])
         check_prior_settings(prior_prompts, prior_samples_per_prompt, prior_loss_weight, prior_target)
         self.backbone = self.load_backbone(pretrained_model, revision)
         self.backbone.channels_last = channels_last
