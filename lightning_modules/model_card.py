@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from datamodules.manifest import DataSourceError, read_csv_manifest, scan_genre_folders
-from lightning_modules.adapter_files import ADAPTER_WEIGHTS
+from lightning_modules.adapter_files import ADAPTER_WEIGHTS, TEXT_ENCODER_FOLDER
 
 CARD_FILE = "README.md"
 BASE_TAGS = ["diffusers", "audioldm", "text-to-audio", "music", "audioldm-lora"]
@@ -148,6 +148,9 @@ def front_matter(base_model: str | None, license: str, tags: list[str], relation
     return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n"
 
 
+SITE_NAMES = {"unet": "UNet", "text_encoder": "CLAP text encoder"}
+
+
 def _genre_tags(genres: list[str]) -> list[str]:
     return [re.sub(r"[^a-z0-9-]+", "-", g.lower()).strip("-") for g in genres if g]
 
@@ -180,9 +183,33 @@ def _training_rows(info: dict[str, Any]) -> list[str]:
         ("clip duration (s)", data.get("duration")),
         ("batch size", data.get("batch_size")),
     ]
+    text_encoder = (info.get("sites") or {}).get("text_encoder")
+    if text_encoder:
+        facts[5:5] = [("text-encoder LoRA (rank, alpha, targets)",
+                       f"{text_encoder.get('rank')}, {text_encoder.get('alpha')}, "
+                       f"{_listed(text_encoder.get('target_modules'))}")]
     lines = ["| setting | value |", "|---|---|"]
     lines += [f"| {name} | {value} |" for name, value in facts if value not in (None, "")]
     return lines
+
+
+def _sites(info: dict[str, Any]) -> list[str]:
+    """The adapter's sites from ``adapter_info.json`` (adapters written before sites existed: the UNet)."""
+    return sorted(info.get("sites") or {"unet": {}}, key=lambda site: site != "unet")
+
+
+def _usage(base: str, where: str, prompt: str, sites: list[str]) -> list[str]:
+    """Plain diffusers (+ peft for a text-encoder part) code that loads the adapter's sites and generates."""
+    lines = ["```python", "from diffusers import AudioLDMPipeline"]
+    lines += ["from peft import PeftModel"] if "text_encoder" in sites else []
+    lines += [f'pipe = AudioLDMPipeline.from_pretrained("{base}")']
+    if "unet" in sites:
+        lines += [f'pipe.unet.load_lora_adapter("{where}", prefix=None, weight_name="{ADAPTER_WEIGHTS}", '
+                  "use_safetensors=True)"]
+    if "text_encoder" in sites:
+        lines += [f'pipe.text_encoder = PeftModel.from_pretrained(pipe.text_encoder, "{where}", '
+                  f'subfolder="{TEXT_ENCODER_FOLDER}")']
+    return [*lines, f'audio = pipe("{prompt}", num_inference_steps=200, audio_length_in_s=10.24).audios[0]', "```"]
 
 
 def _metrics_section(metrics: dict[str, Any] | None) -> list[str]:
@@ -211,6 +238,7 @@ def adapter_card(
     tags = [*BASE_TAGS, "lora", *_genre_tags(genres)]
     prompt = f"{genres[0].replace('_', ' ')} music" if genres else "hip hop music, boom bap"
     where = repo_id or "path/to/this/folder"
+    sites = _sites(info)
     title = f"{', '.join(genres)} LoRA for AudioLDM" if genres else "LoRA adapter for AudioLDM"
     note = [] if is_hub_id(base) else [
         f"The base was the local folder `{base}`; give its hub id with `--base-model` so the Hub links it.", ""
@@ -220,7 +248,7 @@ def adapter_card(
         f"# {title}",
         "",
         (
-            f"A LoRA adapter for the UNet of [{base}]({'https://huggingface.co/' + base if is_hub_id(base) else base}), "
+            f"A LoRA adapter for the {' and the '.join(SITE_NAMES[site] for site in sites)} of [{base}]({'https://huggingface.co/' + base if is_hub_id(base) else base}), "
             "fine-tuned with audioldm-lora on genre-labelled music "
             "(method: Kim et al., *Enhancing Diffusion-Based Music Generation Performance with LoRA*, 2025)."
         ),
@@ -228,12 +256,7 @@ def adapter_card(
         *note,
         "## Usage",
         "",
-        "```python",
-        "from diffusers import AudioLDMPipeline",
-        f'pipe = AudioLDMPipeline.from_pretrained("{base}")',
-        f'pipe.unet.load_lora_adapter("{where}", prefix=None, weight_name="{ADAPTER_WEIGHTS}", use_safetensors=True)',
-        f'audio = pipe("{prompt}", num_inference_steps=200, audio_length_in_s=10.24).audios[0]',
-        "```",
+        *_usage(base, where, prompt, sites),
         "",
         (
             f"or, with this folder downloaded: `audioldm-lora generate --base {base} --adapter path/to/this/folder "
@@ -267,6 +290,7 @@ def merged_card(
     genres = [g for _, info in adapters for g in info.get("genres") or []]
     tags = [*BASE_TAGS, "lora", "merged-lora", *_genre_tags(genres)]
     where = repo_id or "path/to/this/folder"
+    sites = _sites(info)
     lines = [
         front_matter(base_model, license, tags),
         f"# AudioLDM with {len(adapters)} fused LoRA adapter(s)",

@@ -8,7 +8,13 @@ from typing import Any
 import torch
 from diffusers import UNet2DConditionModel
 
-from lightning_modules.adapter_sites import AdapterSiteConfig, adapter_parameters, attach_adapters, save_adapters
+from lightning_modules.adapter_sites import (
+    AdapterSiteConfig,
+    adapter_parameters,
+    attach_adapters,
+    describe_sites,
+    save_adapters,
+)
 from lightning_modules.audioldm import UNET_PRESETS
 from lightning_modules.backbone import load_backbone
 from lightning_modules.lora import add_lora, lora_parameters, save_adapter
@@ -42,11 +48,14 @@ def site_adapter(
     backbone = load_backbone(str(model_dir))
     configs = [AdapterSiteConfig("unet", unet_targets, rank=2, alpha=4.0),
                AdapterSiteConfig("text_encoder", text_encoder_targets, rank=2, alpha=8.0)]
-    attach_adapters(backbone, [config for config in configs if config.enabled])
+    configs = [config for config in configs if config.enabled]
+    lora_configs = attach_adapters(backbone, configs)
     generator = torch.Generator().manual_seed(seed)
     for param in adapter_parameters(backbone):
         param.data = torch.randn(param.shape, generator=generator) * 0.3
-    return save_adapters(backbone, out, {"base_model": str(model_dir), "global_step": 10 * seed})
+    info = {"base_model": str(model_dir), "global_step": 10 * seed,
+            "sites": describe_sites(backbone, configs, lora_configs)}
+    return save_adapters(backbone, out, info)
 
 
 def other_base_adapter(out: Path) -> Path:

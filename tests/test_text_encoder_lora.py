@@ -282,3 +282,23 @@ def test_adapter_health_reports_each_site(fitted) -> None:
     assert health.last["lora/update_norm_total/text_encoder"] > 0
     per_site = [v for k, v in health.last.items() if k.startswith("lora/update_norm_total/")]
     assert health.last["lora/update_norm_total"] ** 2 == pytest.approx(sum(v * v for v in per_site), rel=1e-6)
+
+
+@pytest.mark.parametrize(("unet_targets", "snippet_lines"), [(None, 1), ("paper", 2)])
+def test_model_card_usage_loads_the_sites_the_adapter_has(tiny_model_dir: Path, tmp_path: Path,
+                                                          unet_targets: str | None, snippet_lines: int) -> None:
+    import re
+
+    from lightning_modules.model_card import adapter_card
+
+    adapter = site_adapter(tiny_model_dir, tmp_path / "a", seed=9, unet_targets=unet_targets,
+                           text_encoder_targets="Wv")
+    info = json.loads((adapter / "adapter_info.json").read_text())
+    card = adapter_card(info, repo_id=str(adapter))
+    assert "CLAP text encoder" in card and "| text-encoder LoRA (rank, alpha, targets) | 2, 8.0, attention.self.value |" in card
+    code = re.search(r"```python\n(.*?)```", card, re.S).group(1)
+    assert len(re.findall(r"load_lora_adapter|PeftModel.from_pretrained\(", code)) == snippet_lines
+    code = code.replace("num_inference_steps=200", "num_inference_steps=2").replace("10.24", "0.64")
+    namespace: dict = {}
+    exec(compile(code, "model card snippet", "exec"), namespace)  # noqa: S102 - the card's own code
+    assert isinstance(namespace["pipe"].text_encoder, PeftModel) and namespace["audio"].shape == (10240,)
