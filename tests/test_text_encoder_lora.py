@@ -302,3 +302,14 @@ def test_model_card_usage_loads_the_sites_the_adapter_has(tiny_model_dir: Path, 
     namespace: dict = {}
     exec(compile(code, "model card snippet", "exec"), namespace)  # noqa: S102 - the card's own code
     assert isinstance(namespace["pipe"].text_encoder, PeftModel) and namespace["audio"].shape == (10240,)
+
+
+def test_half_precision_text_encoder_trains_float32_lora_weights(tiny_model_dir: Path) -> None:
+    module = text_encoder_module(tiny_model_dir, frozen_dtype="bfloat16")
+    lora = {name: p for name, p in module.text_encoder.named_parameters() if "lora_" in name}
+    assert lora and all(p.dtype == torch.float32 for p in lora.values())
+    assert module.text_encoder.text_model.embeddings.word_embeddings.weight.dtype == torch.bfloat16
+    module.train()
+    latents, cond = module.batch_latents_and_conditioning({"mel": torch.randn(2, 16, 64), "caption": PROMPTS})
+    module.diffusion_loss(latents, cond, torch.tensor([False, True])).backward()
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 for n, p in lora.items() if "lora_B" in n)
