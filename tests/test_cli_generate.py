@@ -154,3 +154,36 @@ def test_a_failure_midway_leaves_no_partial_output(
     with pytest.raises(RuntimeError, match="out of memory"):
         generate_command.main(argv)
     assert list(tmp_path.iterdir()) == []  # neither --out nor the staging folder with the first clip
+
+
+def test_generate_mixes_a_unet_adapter_with_a_text_encoder_adapter(
+    tiny_model_dir: Path, adapters: dict[str, Path], tmp_path: Path
+) -> None:
+    """A UNet-only adapter at 0.7 and a text-encoder-only adapter at 0.5: the clips equal plain diffusers + peft
+    with the same weights (diffusers' text-encoder mixing helper, which its pipelines' set_adapters uses)."""
+    from diffusers import AudioLDMPipeline
+    from diffusers.loaders.lora_base import set_adapters_for_text_encoder
+    from peft import PeftModel
+
+    from lightning_modules.adapter_files import TEXT_ENCODER_FOLDER
+    from tests.adapter_helpers import site_adapter
+
+    words = site_adapter(tiny_model_dir, tmp_path / "words", seed=11, unet_targets=None, text_encoder_targets="WqWv")
+    out = tmp_path / "clips"
+    argv = ["--base", str(tiny_model_dir), "--adapter", f"{adapters['jazz']}=0.7", "--adapter", f"{words}=0.5",
+            "--prompt", "jazz music", "--per-prompt", "2", "--seed", "4", "--out", str(out), *FAST]
+    assert generate_command.main(argv) == 0
+    written = torch.stack([torch.from_numpy(sf.read(str(w), dtype="float32")[0]) for w in sorted(out.glob("*.wav"))])
+
+    pipe = AudioLDMPipeline.from_pretrained(tiny_model_dir)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.unet.load_lora_adapter(str(adapters["jazz"]), prefix=None, weight_name=ADAPTER_WEIGHTS, adapter_name="jazz")
+    pipe.unet.set_adapters(["jazz"], weights=[0.7])
+    settings = {"num_inference_steps": 3, "audio_length_in_s": 0.64, "output_type": "pt"}
+    unet_only = pipe(["jazz music"] * 2, generator=seeded_generators([4, 5]), **settings).audios
+    pipe.text_encoder = PeftModel.from_pretrained(pipe.text_encoder, str(words / TEXT_ENCODER_FOLDER),
+                                                  adapter_name="words")
+    set_adapters_for_text_encoder(["words"], pipe.text_encoder, [0.5])
+    reference = pipe(["jazz music"] * 2, generator=seeded_generators([4, 5]), **settings).audios
+    assert (reference - unet_only).abs().max() > 1e-3  # the text-encoder part matters
+    assert (written - reference.clamp(-1, 1)).abs().max() < 5e-5
