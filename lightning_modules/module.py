@@ -57,7 +57,7 @@ class AudioLDMLoRA(TrainableStateCheckpointing):
         revision: str | None = None,
         lora_rank: int = 2,
         lora_alpha: float = 4.0,
-        lora_targets: str | list[str] = "paper",
+        lora_targets: str | list[str] | None = "paper",
         lora_dropout: float = 0.0,
         lora_init: LoraInit = "gaussian",
         use_rslora: bool = False,
@@ -103,7 +103,7 @@ class AudioLDMLoRA(TrainableStateCheckpointing):
             lora_alpha: LoRA alpha; the update is scaled by alpha / r (alpha / sqrt(r) with rsLoRA).
             lora_targets: a preset of the backbone's UNet (AudioLDM: ``paper``: to_q, to_v; ``attention``;
                 ``attention_proj``; ``attention_conditioning``; any backbone: ``all_linear``) or module names;
-                ``none`` leaves the UNet without an adapter (a text-encoder-only adapter).
+                ``none`` (or ``null``) leaves the UNet without an adapter (a text-encoder-only adapter).
             lora_dropout: dropout on the LoRA branch.
             lora_init: LoRA A init; ``gaussian`` as the paper, ``kaiming`` is peft's default.
             use_rslora: rank-stabilised scaling alpha / sqrt(r).

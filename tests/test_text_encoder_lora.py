@@ -313,3 +313,14 @@ def test_half_precision_text_encoder_trains_float32_lora_weights(tiny_model_dir:
     latents, cond = module.batch_latents_and_conditioning({"mel": torch.randn(2, 16, 64), "caption": PROMPTS})
     module.diffusion_loss(latents, cond, torch.tensor([False, True])).backward()
     assert all(p.grad is not None and p.grad.dtype == torch.float32 for n, p in lora.items() if "lora_B" in n)
+
+
+@pytest.mark.parametrize("unet_off", ["none", "null"])
+def test_a_text_encoder_only_run_is_configured_from_the_command_line(
+    tiny_model_dir: Path, synthetic_root: Path, tmp_path: Path, unet_off: str
+) -> None:
+    args = [a.replace("lora_targets=none", f"lora_targets={unet_off}") for a in TEXT_ENCODER_ONLY]
+    cli = build_cli(tiny_args("fit", tiny_model_dir, synthetic_root, tmp_path, *args)[1:], run=False)
+    assert [(c.site, c.targets, c.rank, c.alpha) for c in cli.model.site_configs] == [("text_encoder", "WqWv", 2, 8.0)]
+    assert not getattr(cli.model.unet, "peft_config", None)
+    assert all(not p.requires_grad for p in cli.model.unet.parameters())
