@@ -290,13 +290,14 @@ def merged_card(
     genres = [g for _, info in adapters for g in info.get("genres") or []]
     tags = [*BASE_TAGS, "lora", "merged-lora", *_genre_tags(genres)]
     where = repo_id or "path/to/this/folder"
-    sites = _sites(info)
+    sites = sorted({site for _, info in adapters for site in _sites(info)}, key=lambda site: site != "unet")
     lines = [
         front_matter(base_model, license, tags),
         f"# AudioLDM with {len(adapters)} fused LoRA adapter(s)",
         "",
         (
-            f"The complete AudioLDM pipeline of `{base_model}` with these LoRA adapters fused into its UNet "
+            f"The complete AudioLDM pipeline of `{base_model}` with these LoRA adapters fused into its "
+            f"{' and '.join(SITE_NAMES[site] for site in sites)} "
             "(written by `audioldm-lora merge`); it loads with no extra code:"
         ),
         "",

@@ -205,7 +205,9 @@ def test_merged_folder_equals_the_adapters_loaded_with_plain_diffusers_and_peft(
 
     both = site_adapter(tiny_model_dir, tmp_path / "both", seed=6, unet_targets="attention", text_encoder_targets="WqWv")
     out = tmp_path / "merged"
-    assert merge_command.main(["--base", str(tiny_model_dir), "--adapter", str(both), "--out", str(out)]) == 0
+    argv = ["--base", str(tiny_model_dir), "--adapter", str(both), "--out", str(out), "--model-card"]
+    assert merge_command.main(argv) == 0
+    assert "fused into its UNet and CLAP text encoder" in (out / "README.md").read_text()
     settings = {"num_inference_steps": 3, "audio_length_in_s": 0.64, "guidance_scale": 2.5, "output_type": "pt"}
 
     def audio(pipe) -> torch.Tensor:
