@@ -74,7 +74,7 @@ class AdapterSiteConfig:
         try:
             check_lora_settings(self.rank, self.alpha, self.dropout)
         except LoraConfigError as error:
-            raise LoraConfigError(f"{self.site} adapter: {error} (model.init_args.{self.setting}_*)") from error
+            raise LoraConfigError(f"{self.site} adapter: {error} (model.init_args.{self.setting}_*)") from None
 
     def for_site(self, site: str, targets: str | list[str] | None, setting: str, **settings: Any) -> "AdapterSiteConfig":
         """The config of another site: ``settings`` given as ``None`` are this site's (the text encoder's rank,
@@ -139,7 +139,8 @@ def attach_adapters(backbone: Backbone, configs: list[AdapterSiteConfig]) -> dic
                 config.use_dora, presets=backbone.lora_presets(config.site), site=config.site,
             )
         except LoraConfigError as error:
-            raise LoraConfigError(f"model.init_args.{config.setting}_targets: {error}") from error
+            # ``from None``: the CLI reports an error's innermost cause, which must be the message naming the setting
+            raise LoraConfigError(f"model.init_args.{config.setting}_targets: {error}") from None
     return attached
 
 

@@ -39,6 +39,9 @@ def test_a_misspelt_key_names_the_key(capsys, tiny_model_dir: Path, synthetic_ro
     ("override", "expected"),
     [
         ("--model.init_args.lora_targets=[to_qq]", "['to_qq'] match no module of the unet"),
+        ("--model.init_args.text_encoder_lora_targets=Wk",
+         "model.init_args.text_encoder_lora_targets: Unknown LoRA target preset 'Wk' for the text_encoder"),
+        ("--model.init_args.lora_targets=none", "No adapter site is configured: model.init_args.lora_targets is none"),
         ("--model.init_args.caption_dropout=1.5", "caption_dropout must be in [0, 1), got 1.5"),
         ("--model.init_args.prior_prompts=[]", "prior_prompts must be a non-empty list"),
     ],
