@@ -23,7 +23,6 @@ from lightning_modules.adapter_sites import (
     UNET_SITE,
     AdapterSiteConfig,
     adapter_parameters,
-    adapters_disabled,
     attach_adapters,
     conditioning_adapted,
     describe_sites,
@@ -32,10 +31,11 @@ from lightning_modules.adapter_sites import (
     set_lora_dropout_mode,
     trainable_counts,
 )
-from lightning_modules.backbone import Backbone, Conditioning, conditioning_rows, load_backbone, select_conditioning
+from lightning_modules.backbone import Backbone, Conditioning, load_backbone, select_conditioning
 from lightning_modules.diffusion_loss import DiffusionObjective
 from lightning_modules.lora import LoraInit
-from lightning_modules.prior_preservation import PriorSet, PriorTarget, check_prior_settings, generate_prior_set
+from lightning_modules.prior_preservation import PriorSet, PriorTarget, check_prior_settings
+from lightning_modules.prior_steps import PriorPreservationSteps
 from lightning_modules.resume_state import TrainableStateCheckpointing
 from lightning_modules.sampler import generate, seeded_generators
 from lightning_modules.sampling_settings import SamplingSettings
@@ -48,7 +48,7 @@ def _batch_size(batch: dict[str, Any]) -> int:
     return int((batch["mel"] if "mel" in batch else batch["latent_mean"]).shape[0])
 
 
-class AudioLDMLoRA(TrainableStateCheckpointing):
+class AudioLDMLoRA(PriorPreservationSteps, TrainableStateCheckpointing):
     """LoRA fine-tuning of an AudioLDM-family model on genre-labelled audio-caption pairs."""
 
     def __init__(
@@ -282,26 +282,6 @@ class AudioLDMLoRA(TrainableStateCheckpointing):
         noised = self.objective.noised(latents, generator)
         return self.objective.loss(self.backbone.predict_noise(noised.noisy, noised.timesteps, cond), noised)
 
-    def distillation_loss(
-        self, latents: torch.Tensor, cond: Conditioning, drop_caption: torch.Tensor,
-        generator: torch.Generator | None = None, base_cond: Conditioning | None = None,
-    ) -> torch.Tensor:
-        """How far the adapter moves the prediction from the frozen base model's on the same noisy input.
-
-        Same noising, timesteps, conditioning and weighting as :meth:`diffusion_loss`, but the target is the base
-        model's prediction (adapters disabled, no gradients) instead of the sampled noise, whose variance would
-        otherwise dominate the loss: zero exactly when the adapter leaves these prompts' output unchanged.
-        ``base_cond`` is the base model's conditioning of the same prompts (default ``cond``; it differs when the
-        text encoder is adapted), and the base's unconditional input replaces it where captions are dropped.
-        """
-        noised = self.objective.noised(latents, generator)
-        with torch.no_grad(), adapters_disabled(self.backbone):
-            base = select_conditioning(cond if base_cond is None else base_cond, drop_caption, self.unconditional())
-            target = self.backbone.predict_noise(noised.noisy, noised.timesteps, base)
-        cond = select_conditioning(cond, drop_caption, self.unconditional())
-        prediction = self.backbone.predict_noise(noised.noisy, noised.timesteps, cond)
-        return self.objective.loss(prediction, noised, target)
-
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
         latents, cond = self.batch_latents_and_conditioning(batch)
         drop = torch.rand(latents.shape[0], device=latents.device) < self.hparams.caption_dropout
@@ -320,41 +300,6 @@ class AudioLDMLoRA(TrainableStateCheckpointing):
             self.log("data/bad_items_skipped", float(datamodule.bad_items_seen), reduce_fx="max",
                      batch_size=latents.shape[0])
         return loss
-
-    def prior_set(self, latent_shape: tuple[int, int, int]) -> PriorSet:
-        """The base model's samples for ``prior_prompts`` at the training latents' shape, generated on first use."""
-        if self._prior_set is None or tuple(self._prior_set.latents.shape[1:]) != tuple(latent_shape):
-            scale = self.hparams.prior_guidance_scale
-            self._prior_set = generate_prior_set(
-                self.backbone, list(self.hparams.prior_prompts), self.hparams.prior_samples_per_prompt,
-                latent_shape, self.sampling.num_inference_steps,
-                self.sampling.guidance_scale if scale is None else scale, self.sampling.scheduler,
-                self.hparams.prior_seed,
-            )
-            rank_zero_info(
-                f"Prior preservation: {len(self._prior_set)} base-model samples of {len(self.hparams.prior_prompts)} "
-                f"prompt(s) generated in {self._prior_set.seconds:.1f} s."
-            )
-        return self._prior_set
-
-    def prior_loss(self, latents: torch.Tensor) -> torch.Tensor:
-        """The prior loss on a random minibatch of the prior set, as many samples as the training batch.
-
-        ``prior_target`` picks the objective: the denoising loss (``samples``) or the distillation loss against the
-        frozen base model (``base_model``).
-        With an adapted text encoder the prompts are encoded with the adapter on (the set stores the base model's
-        conditioning, which is the distillation target's).
-        """
-        prior = self.prior_set(tuple(latents.shape[1:]))
-        rows = torch.randint(0, len(prior), (latents.shape[0],), device=prior.latents.device)
-        drop = torch.rand(latents.shape[0], device=latents.device) < self.hparams.caption_dropout
-        base_cond = conditioning_rows(prior.conditioning, rows)
-        cond = base_cond
-        if conditioning_adapted(self.backbone):
-            cond = self.encode_prompts([prior.prompts[row] for row in rows.tolist()])
-        if self.hparams.prior_target == "base_model":
-            return self.distillation_loss(prior.latents[rows], cond, drop, base_cond=base_cond)
-        return self.diffusion_loss(prior.latents[rows], cond, drop)
 
     def _handle_nonfinite_loss(self, batch: dict[str, Any], loss: torch.Tensor) -> None:
         """Apply the ``nonfinite_loss`` policy; returning None makes Lightning skip the optimizer step."""
