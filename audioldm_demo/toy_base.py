@@ -114,7 +114,7 @@ def train_toy_components(recipe: ToyRecipe, progress: Progress | None = None) ->
     torch.manual_seed(recipe.text_seed)
     text_encoder = build_text_encoder(
         len(tokenizer), initializer_factor=recipe.text_initializer_factor, projection_dim=recipe.text_projection_dim
-    ).eval()
+    ).eval().requires_grad_(False)  # fixed and random: encode_text builds a graph only for trainable encoders
     mels, captions = training_data(recipe)
     vae_mels = torch.cat([mels, pitch_shifted_data(recipe)]) if recipe.vae_pitch_shift else mels
     timings["data_s"] = time.monotonic() - start
