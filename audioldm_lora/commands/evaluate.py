@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # the work imports torch and the metrics after parsing, so th
     from metrics.cache import EmbeddingCache
     from metrics.clip_labels import Clip
     from metrics.embedders import AudioEmbedder
-    from metrics.evaluation import LabelledEmbeddings
+    from metrics.genre_scores import LabelledEmbeddings
 
 def build_parser() -> ArgumentParser:
     """The command's arguments (``--help`` shows them)."""
@@ -173,7 +173,7 @@ def _embeddings(
 
     from metrics.cache import embed_files
     from metrics.clip_labels import EvaluationInputError
-    from metrics.evaluation import LabelledEmbeddings
+    from metrics.genre_scores import LabelledEmbeddings
 
     if clips is not None:
         assert embedder is not None
