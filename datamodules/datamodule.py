@@ -23,12 +23,8 @@ from datamodules.audio import AudioInfo
 from datamodules.bad_items import BadItem, BadItemError
 from datamodules.captions import CaptionPolicy
 from datamodules.dataset import AudioClipDataset, PromptDataset
-from datamodules.latent_cache import (
-    LatentCacheDataset,
-    SplitRecord,
-    check_cache,
-    load_cache_index,
-)
+from datamodules.latent_cache import SplitRecord, load_cache_index
+from datamodules.latent_cache_reader import LatentCacheDataset, check_cache
 from datamodules.manifest import AudioItem, DataSourceError
 from datamodules.ordering import GenreBalancedSampler
 from datamodules.screening import check_files, probe

@@ -2,7 +2,8 @@
 
 This is the one place where data meets frozen model parts, and it meets them only as functions handed in
 (:class:`Encoders`): nothing here imports model code. ``audioldm-lora cache`` builds the functions from the model and
-calls :func:`build_latent_cache`; the data module trains from :class:`LatentCacheDataset`.
+calls :func:`build_latent_cache`; the data module trains from
+:class:`datamodules.latent_cache_reader.LatentCacheDataset`.
 
 Keys make staleness impossible to miss: a latent is keyed by the audio's content hash, the crop offset, every
 preprocessing setting and the VAE's weight fingerprint; a text embedding by the caption and the text encoder's
@@ -25,15 +26,12 @@ from pathlib import Path
 from typing import Any, Union
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import save
-from torch.utils.data import Dataset
 
 from datamodules.atomic_files import atomic_write_bytes, atomic_write_json
 from datamodules.audio import AudioSource, audio_info
 from datamodules.bad_items import BadItem, BadItemError, Reason
 from datamodules.dataset import read_clip
-from datamodules.errors import DataSourceError
 from datamodules.features import (
     F_MAX,
     F_MIN,
@@ -336,77 +334,3 @@ def _reporting(records: Iterable[SplitRecord], progress: Callable[[int, int | No
         progress(done, total)
     if total != done:
         progress(done, done)
-
-
-def check_cache(index: dict[str, Any] | None, directory: str | Path, duration: float, crops_per_file: int,
-                identity: dict[str, Any]) -> dict[str, Any]:
-    """Raise :class:`DataSourceError` (saying how to rebuild) unless the cache matches this configuration and
-    its audio and source files are unchanged; returns the index."""
-    rebuild = "Rebuild it with `audioldm-lora cache --config <your config>`."
-    if index is None:
-        raise DataSourceError(f"No latent cache at {directory}. {rebuild}")
-    settings = preprocessing_settings(duration, crops_per_file)
-    if index["settings"] != settings:
-        changed = sorted(k for k in settings if index["settings"].get(k) != settings[k])
-        raise DataSourceError(f"The latent cache at {directory} was built with other settings ({changed}). {rebuild}")
-    if index["identity"] != identity:
-        changed = sorted(k for k in identity if index["identity"].get(k) != identity[k])
-        raise DataSourceError(f"The latent cache at {directory} was built from another source or split ({changed}). {rebuild}")
-    stale = [path for path, entry in {**index["watch"], **{p: e["stat"] for p, e in index["files"].items()}}.items()
-             if not Path(path).is_file() or file_stat(path) != entry]
-    if stale:
-        raise DataSourceError(
-            f"{len(stale)} file(s) changed since the latent cache at {directory} was built (first: {stale[0]}). {rebuild}"
-        )
-    return index
-
-
-class LatentCacheDataset(Dataset):
-    """Cached items of one split: ``{"latent_mean", "latent_logvar", "text_embeds", "caption", "genre", "path",
-    "offset", "skipped"}`` (the module's latent-cache batch contract). Training draws one of the file's cached
-    crops at random; evaluation always takes the first (the segment start)."""
-
-    def __init__(self, directory: str | Path, index: dict[str, Any], split: str, random_crop: bool) -> None:
-        self.directory = Path(directory)
-        self.entries = index["items"][split]
-        self.latents = index["latents"]
-        self.texts = index["texts"]
-        self.random_crop = random_crop
-        self._handles: dict[str, Any] = {}
-
-    def __len__(self) -> int:
-        return len(self.entries)
-
-    @property
-    def genres(self) -> list[str]:
-        """Genre of each entry (for balancing)."""
-        return [entry["genre"] for entry in self.entries]
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["_handles"] = {}  # safetensors handles are per process; workers open their own
-        return state
-
-    def _rows(self, ref: list[Any], names: tuple[str, ...]) -> list[torch.Tensor]:
-        shard, row = ref
-        if shard not in self._handles:
-            self._handles[shard] = safe_open(str(self.directory / shard), framework="pt")
-        handle = self._handles[shard]
-        return [handle.get_slice(name)[row : row + 1][0] for name in names]
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        entry = self.entries[index]
-        crops = entry["crops"]
-        crop = crops[int(torch.randint(len(crops), ()))] if self.random_crop and len(crops) > 1 else crops[0]
-        mean, logvar = self._rows(self.latents[crop["latent"]], ("latent_mean", "latent_logvar"))
-        (text,) = self._rows(self.texts[entry["text"]], ("text_embeds",))
-        return {
-            "latent_mean": mean,
-            "latent_logvar": logvar,
-            "text_embeds": text,
-            "caption": entry["caption"],
-            "genre": entry["genre"],
-            "path": entry["path"],
-            "offset": crop["offset"],
-            "skipped": 0,
-        }
