@@ -69,6 +69,7 @@ class AudioLDMLoRA(PriorPreservationSteps, TrainableStateCheckpointing):
         text_encoder_lora_init: LoraInit | None = None,
         text_encoder_use_rslora: bool | None = None,
         text_encoder_use_dora: bool | None = None,
+        text_encoder_dropout: bool = False,
         caption_dropout: float = 0.1,
         snr_gamma: float | None = None,
         noise_offset: float = 0.0,
@@ -115,11 +116,13 @@ class AudioLDMLoRA(PriorPreservationSteps, TrainableStateCheckpointing):
                 step (also from a latent cache, whose stored embeddings are not used).
             text_encoder_lora_rank: rank of the text-encoder site; ``None``: ``lora_rank``.
             text_encoder_lora_alpha: alpha of the text-encoder site; ``None``: ``lora_alpha``.
-            text_encoder_lora_dropout: LoRA dropout of the text-encoder site; ``None``: ``lora_dropout``. The text
-                encoder's own dropout stays off (it runs in eval mode).
+            text_encoder_lora_dropout: LoRA dropout of the text-encoder site; ``None``: ``lora_dropout``.
             text_encoder_lora_init: LoRA init of the text-encoder site; ``None``: ``lora_init``.
             text_encoder_use_rslora: rsLoRA on the text-encoder site; ``None``: ``use_rslora``.
             text_encoder_use_dora: DoRA on the text-encoder site; ``None``: ``use_dora``.
+            text_encoder_dropout: the adapted text encoder's own dropout (CLAP's hidden and attention dropout, 0.1 in
+                the public checkpoints) active in training; off by default, so the prompt's embedding is
+                deterministic, as it is at inference. Needs ``text_encoder_lora_targets``.
             caption_dropout: probability of training a sample on the unconditional input (trains guidance).
             snr_gamma: Min-SNR-gamma loss weighting (5.0 is common); ``None`` for the plain mean.
             noise_offset: offset-noise strength (0 disables).
@@ -166,6 +169,9 @@ class AudioLDMLoRA(PriorPreservationSteps, TrainableStateCheckpointing):
             use_rslora=text_encoder_use_rslora, use_dora=text_encoder_use_dora,
         )
         self.site_configs = enabled_configs([unet, text_encoder])
+        if text_encoder_dropout and not text_encoder.enabled:
+            raise ValueError("text_encoder_dropout: true needs an adapted text encoder; set "
+                             "model.init_args.text_encoder_lora_targets (e.g. WqWv) or drop text_encoder_dropout.")
         check_prior_settings(prior_prompts, prior_samples_per_prompt, prior_loss_weight, prior_target)
         self.backbone = self.load_backbone(pretrained_model, revision)
         self.backbone.channels_last = channels_last
@@ -208,6 +214,8 @@ class AudioLDMLoRA(PriorPreservationSteps, TrainableStateCheckpointing):
         super().train(mode)
         for module in self.backbone.frozen_modules():
             module.eval()
+        if self.hparams.text_encoder_dropout:
+            self.backbone.adapter_sites()[TEXT_ENCODER_SITE].train(mode)
         set_lora_dropout_mode(self.backbone, mode)
         return self
 

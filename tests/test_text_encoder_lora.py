@@ -84,6 +84,27 @@ def test_gradients_reach_the_text_encoder_adapter_and_nothing_else(tiny_model_di
     assert trainable == {n for n, _ in module.text_encoder.named_parameters(prefix="text_encoder") if "lora_" in n}
 
 
+def test_the_text_encoders_own_dropout_is_opt_in(tiny_model_dir: Path) -> None:
+    """Off by default (the embedding in training is the one inference sees); `text_encoder_dropout` turns CLAP's
+    hidden/attention dropout on in training only, and asking for it without a text-encoder site is an error."""
+    def two_encodings(module: AudioLDMLoRA) -> tuple[torch.Tensor, torch.Tensor]:
+        torch.manual_seed(0)
+        return tuple(encode_text(module.text_encoder, module.backbone.tokenizer, PROMPTS).detach() for _ in range(2))
+
+    default = text_encoder_module(tiny_model_dir).train()
+    first, second = two_encodings(default)
+    assert torch.equal(first, second)
+    opted_in = text_encoder_module(tiny_model_dir, text_encoder_dropout=True).train()
+    assert opted_in.text_encoder.training and opted_in.text_encoder.config.hidden_dropout_prob > 0
+    assert not opted_in.vae.training and not opted_in.vocoder.training
+    first, second = two_encodings(opted_in)
+    assert (first - second).abs().max() > 1e-4
+    first, second = two_encodings(opted_in.eval())
+    assert torch.equal(first, second) and torch.allclose(first, two_encodings(default.eval())[0])
+    with pytest.raises(ValueError, match="text_encoder_dropout: true needs an adapted text encoder"):
+        AudioLDMLoRA(pretrained_model=str(tiny_model_dir), text_encoder_dropout=True)
+
+
 def test_the_unconditional_embedding_follows_the_adapter(tiny_model_dir: Path) -> None:
     module = text_encoder_module(tiny_model_dir)
     before = module.unconditional()["class_labels"].detach().clone()
