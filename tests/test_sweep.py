@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from audioldm_lora.commands.sweep import check_overrides
 from audioldm_lora.commands.sweep import main as sweep_main
-from audioldm_lora.sweep.spec import SweepSpecError, grid_points, load_sweep
+from audioldm_lora.sweep.report import heatmap
+from audioldm_lora.sweep.spec import SweepSpecError, covering_points, grid_points, load_sweep
 from audioldm_lora.sweep.wandb_backend import agent_command, wandb_sweep_definition
 from tests.cli_helpers import CONFIG, tiny_args
 
@@ -42,7 +44,7 @@ def test_local_sweep_end_to_end(tiny_model_dir: Path, synthetic_root: Path, tmp_
     for name in ("rank=0,alpha=2", "rank=0,alpha=4"):
         assert rows[name]["state"] == "failed"
         assert "rank must be a positive integer" in rows[name]["error"]
-    for name, alpha in (("rank=2,alpha=2", "2.0"), ("rank=2,alpha=4", "4.0")):
+    for name, alpha in (("rank=2,alpha=2", "2"), ("rank=2,alpha=4", "4")):
         row = rows[name]
         assert row["state"] == "done" and row["rank"] == "2" and row["alpha"] == alpha
         assert int(row["trainable_params"]) > 0 and float(row["adapter_mb"]) > 0
@@ -50,7 +52,7 @@ def test_local_sweep_end_to_end(tiny_model_dir: Path, synthetic_root: Path, tmp_
         assert row["val/kad"] and row["val/kad_delta"]
     assert rows["rank=2,alpha=2"]["trainable_params"] == rows["rank=2,alpha=4"]["trainable_params"]
     assert (runs / "sweep_kad_heatmap.png").stat().st_size > 1000
-    assert "| rank=2,alpha=4 | done | 2 | 4.0 |" in (runs / "sweep_report.md").read_text()
+    assert "| rank=2,alpha=4 | done | 2 | 4 |" in (runs / "sweep_report.md").read_text()
 
     log_before = (runs / "rank=2,alpha=2" / "train.log").stat().st_mtime_ns
     assert sweep_main(argv) == 0  # resumable: finished points are not trained again
@@ -93,3 +95,36 @@ def test_wandb_agent_command_is_built_offline() -> None:
     assert definition["metric"] == {"name": "val/kad", "goal": "minimize"}
     assert "command" not in spec  # the file's spec is not modified
     assert agent_command("me/proj/abc123", count=3)[1:] == ["agent", "--count", "3", "me/proj/abc123"]
+
+
+def test_the_authors_grid_is_twelve_text_encoder_points_the_training_config_accepts() -> None:
+    spec = load_sweep(Path(__file__).resolve().parents[1] / "configs" / "sweep_authors_grid.yaml")
+    points = grid_points(spec)
+    assert len(points) == 12
+    assert {(p.params["model.init_args.text_encoder_lora_targets"], p.params["model.init_args.text_encoder_lora_rank"])
+            for p in points} == {(t, r) for t in ("Wq", "Wv", "WqWv") for r in (1, 2, 4, 8)}
+    assert all(p.params["model.init_args.lora_targets"] == "none" and p.params["model.init_args.text_encoder_lora_alpha"]
+               == 8 and p.params["model.init_args.learning_rate"] == 1e-4 for p in points)
+    assert points[0].name == "te_targets=Wq,te_rank=1,targets=none,te_alpha=8,learning_rate=0.0001"
+    covering = covering_points(spec)
+    assert len(covering) == 4  # every value of every parameter, in as many parse runs as the longest list
+    for key, rule in spec["parameters"].items():
+        assert {p.params[key] for p in covering} == set(rule.get("values", [rule.get("value")]))
+    for point in covering:
+        check_overrides(CONFIG, point, [])  # valid LightningCLI keys and types of the shipped tiny config
+    with pytest.raises(SweepSpecError, match="rejects the sweep's parameters"):
+        check_overrides(CONFIG, covering[0].__class__({"model.init_args.text_encoder_lora_rank": "four"}), [])
+
+
+def test_heatmap_is_drawn_over_the_two_swept_parameters() -> None:
+    rows = [{"point": f"te_targets={t},te_rank={r}", "state": "done", "te_targets": t, "te_rank": r, "targets": "none",
+             "val/kad": float(i)} for i, (t, r) in enumerate((t, r) for t in ("Wq", "Wv", "WqWv") for r in (8, 1, 2))]
+    rows[-1]["val/kad"] = None  # a failed point
+    figure = heatmap(rows)
+    axis = figure.axes[0]
+    assert axis.get_ylabel() == "te_targets" and axis.get_xlabel() == "te_rank"
+    assert [t.get_text() for t in axis.get_yticklabels()] == ["Wq", "Wv", "WqWv"]
+    assert [t.get_text() for t in axis.get_xticklabels()] == ["1", "2", "8"]  # numbers ascending
+    grid = axis.images[0].get_array()
+    assert grid[0, 2] == 0.0 and grid[0, 0] == 1.0 and grid[1, 1] == 5.0 and grid.mask[2, 1]
+    assert axis.get_title() == "val/kad over te_targets x te_rank"

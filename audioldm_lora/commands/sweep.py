@@ -1,4 +1,5 @@
-"""``audioldm-lora sweep``: run a rank/alpha sweep file on W&B, or locally without W&B, then write the report.
+"""``audioldm-lora sweep``: run a sweep file (rank x alpha, target x rank, ...) on W&B, or locally without W&B,
+then write the report.
 
     audioldm-lora sweep --sweep configs/sweep.yaml --config configs/genre.yaml [--backend auto|wandb|local]
                         [--parallel N] [--runs-dir runs/sweep] [--extra "[--trainer.max_steps=500]"]
@@ -16,13 +17,13 @@ from jsonargparse import ArgumentParser, Namespace
 
 from audioldm_lora.sweep.local import run_local_sweep
 from audioldm_lora.sweep.report import collect, markdown, write_report
-from audioldm_lora.sweep.spec import SweepPoint, SweepSpecError, grid_points, load_sweep
+from audioldm_lora.sweep.spec import SweepPoint, SweepSpecError, covering_points, grid_points, load_sweep
 from audioldm_lora.tool_convention import run_tool, tool_parser
 
 
 def check_overrides(config: str, point: SweepPoint, extra: list[str]) -> None:
-    """Parse the training config with one point's overrides (``--print_config``), so a misspelt parameter fails
-    before any run starts."""
+    """Parse the training config with one point's overrides (``--print_config``), so a misspelt parameter or a
+    value of the wrong type fails before any run starts."""
     command = [sys.executable, "-m", "audioldm_lora", "fit", "--config", config, *extra, *point.overrides(),
                "--print_config"]
     result = subprocess.run(command, capture_output=True, text=True)
@@ -66,7 +67,8 @@ def run(args: Namespace) -> int:
 
         return create_and_run(wandb_sweep_definition(spec, args.config), args.project, args.entity, args.count)
     points = grid_points(spec)
-    check_overrides(args.config, points[0], args.extra)
+    for point in covering_points(spec):
+        check_overrides(args.config, point, args.extra)
     print(f"Local sweep: {len(points)} point(s) of {args.sweep} into {args.runs_dir} ({args.parallel} at a time)")
     statuses = run_local_sweep(args.config, points, args.runs_dir, args.parallel, args.extra)
     paths = write_report(args.runs_dir)

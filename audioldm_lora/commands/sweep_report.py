@@ -1,4 +1,5 @@
-"""``audioldm-lora sweep-report RUNS_DIR``: CSV, markdown and a val/kad heatmap over rank x alpha of a sweep."""
+"""``audioldm-lora sweep-report RUNS_DIR``: CSV, markdown and a val/kad heatmap over the two swept parameters
+(rank x alpha, text-encoder target x rank, ...) of a sweep."""
 
 from __future__ import annotations
 

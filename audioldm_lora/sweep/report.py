@@ -1,5 +1,5 @@
-"""The sweep summary: one row per point (rank, alpha, size, speed, memory, final scores) as CSV, markdown and a
-heatmap of val/kad over rank x alpha."""
+"""The sweep summary: one row per point (its parameter values, size, speed, memory, final scores) as CSV, markdown
+and a heatmap of val/kad over the two parameters the sweep varies (rank x alpha, target x rank, ...)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from audioldm_lora.sweep.local import read_status
+from audioldm_lora.sweep.spec import short_name
 from datamodules.atomic_files import atomic_write_bytes
 
 
@@ -23,8 +24,9 @@ def _pyplot():
 
     return plt
 
-COLUMNS = ["point", "state", "rank", "alpha", "trainable_params", "adapter_mb", "steps_per_s", "peak_memory_mib",
-           "val/clap", "val/clap_delta", "val/kad", "val/kad_delta", "error"]
+RESULT_COLUMNS = ["trainable_params", "adapter_mb", "steps_per_s", "peak_memory_mib",
+                  "val/clap", "val/clap_delta", "val/kad", "val/kad_delta", "error"]
+"""The columns after ``point``, ``state`` and the parameter columns (one per swept parameter, :func:`short_name`)."""
 ADAPTER = Path("adapters") / "final"
 
 
@@ -49,16 +51,15 @@ def collect(runs_dir: str | Path) -> list[dict[str, Any]]:
         params = status.get("params", {})
         info_path = directory / "logs" / "version_0" / ADAPTER / "adapter_info.json"
         info = json.loads(info_path.read_text()) if info_path.is_file() else {}
-        weights = info_path.with_name("pytorch_lora_weights.safetensors")
+        weights = sum(f.stat().st_size for f in info_path.parent.rglob("*.safetensors")) if info else None
         metrics = last_logged(directory / "logs" / "version_0" / "metrics.csv",
                               ["val/clap", "val/clap_delta", "val/kad", "val/kad_delta"])
         rows.append({
             "point": directory.name,
             "state": status.get("state"),
-            "rank": info.get("rank", _param(params, "lora_rank")),
-            "alpha": info.get("alpha", _param(params, "lora_alpha")),
+            **{short_name(key): value for key, value in params.items()},
             "trainable_params": info.get("trainable_parameters"),
-            "adapter_mb": round(weights.stat().st_size / 2**20, 4) if weights.is_file() else None,
+            "adapter_mb": round(weights / 2**20, 4) if weights else None,
             "steps_per_s": _round(info.get("steps_per_second")),
             "peak_memory_mib": _round(info.get("peak_memory_mib"), 1),
             **{key: _round(value, 5) for key, value in metrics.items()},
@@ -67,41 +68,69 @@ def collect(runs_dir: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _param(params: dict[str, Any], name: str) -> Any:
-    return next((v for k, v in params.items() if k.endswith(name)), None)
-
-
 def _round(value: float | None, digits: int = 3) -> float | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else round(value, digits)
 
 
+def parameter_columns(rows: list[dict[str, Any]]) -> list[str]:
+    """The parameter columns of the rows, in sweep-file order."""
+    return list(dict.fromkeys(key for row in rows for key in row if key not in ("point", "state", *RESULT_COLUMNS)))
+
+
+def swept_columns(rows: list[dict[str, Any]]) -> list[str]:
+    """The parameter columns with more than one value over the rows (a parameter held at one value is not swept)."""
+    return [c for c in parameter_columns(rows) if len({json.dumps(row.get(c), default=str) for row in rows}) > 1]
+
+
+def columns(rows: list[dict[str, Any]]) -> list[str]:
+    """Every column of the report, in order."""
+    return ["point", "state", *parameter_columns(rows), *RESULT_COLUMNS]
+
+
 def markdown(rows: list[dict[str, Any]]) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    names = columns(rows)
+    lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
     for row in rows:
-        lines.append("| " + " | ".join("" if row[c] is None else str(row[c]).replace("|", "/") for c in COLUMNS) + " |")
+        cells = ("" if row.get(c) is None else str(row[c]).replace("|", "/") for c in names)
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
+def _axis_values(rows: list[dict[str, Any]], column: str | None) -> list[Any]:
+    """The distinct values of one heatmap axis: numbers ascending, anything else in the order the rows have it."""
+    values = list(dict.fromkeys(json.dumps(row.get(column), default=str) for row in rows)) if column else ["null"]
+    decoded = [json.loads(value) for value in values]
+    if all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in decoded):
+        decoded.sort()
+    return decoded
+
+
 def heatmap(rows: list[dict[str, Any]], metric: str = "val/kad"):
-    """A rank x alpha grid of ``metric`` (blank where a point failed or is missing)."""
+    """A grid of ``metric`` over the first two swept parameters, rows x columns (``failed`` where a point failed
+    or is missing): rank x alpha for configs/sweep.yaml, text-encoder target x rank for the authors' grid. With
+    one swept parameter the grid is a single row."""
     plt = _pyplot()
-    ranks = sorted({r["rank"] for r in rows if r["rank"] is not None})
-    alphas = sorted({r["alpha"] for r in rows if r["alpha"] is not None})
-    grid = [[math.nan] * len(alphas) for _ in ranks]
+    swept = swept_columns(rows)
+    row_key, column_key = (swept + [None, None])[:2] if len(swept) != 1 else (None, swept[0])
+    row_values, column_values = _axis_values(rows, row_key), _axis_values(rows, column_key)
+    grid = [[math.nan] * len(column_values) for _ in row_values]
     for row in rows:
-        if row["rank"] in ranks and row["alpha"] in alphas and row[metric] is not None:
-            grid[ranks.index(row["rank"])][alphas.index(row["alpha"])] = row[metric]
-    figure, axis = plt.subplots(figsize=(1.2 * len(alphas) + 2.5, 0.9 * len(ranks) + 1.8), constrained_layout=True)
+        i = row_values.index(row.get(row_key)) if row_key else 0
+        j = column_values.index(row.get(column_key)) if column_key else 0
+        if row.get(metric) is not None:
+            grid[i][j] = row[metric]
+    figure, axis = plt.subplots(figsize=(1.2 * len(column_values) + 2.5, 0.9 * len(row_values) + 1.8),
+                                constrained_layout=True)
     image = axis.imshow(grid, cmap="viridis_r", aspect="auto")
-    axis.set_xticks(range(len(alphas)), [str(a) for a in alphas])
-    axis.set_yticks(range(len(ranks)), [str(r) for r in ranks])
-    axis.set_xlabel("LoRA alpha")
-    axis.set_ylabel("LoRA rank")
+    axis.set_xticks(range(len(column_values)), [str(v) for v in column_values])
+    axis.set_yticks(range(len(row_values)), [str(v) for v in row_values] if row_key else [""])
+    axis.set_xlabel(column_key or "")
+    axis.set_ylabel(row_key or "")
     for i, line in enumerate(grid):
         for j, value in enumerate(line):
             axis.text(j, i, "failed" if math.isnan(value) else f"{value:.3g}", ha="center", va="center", color="w")
     figure.colorbar(image, ax=axis, label=f"{metric} (lower is better)")
-    axis.set_title(f"{metric} over rank x alpha")
+    axis.set_title(f"{metric} over {row_key} x {column_key}" if row_key else f"{metric} over {column_key}")
     return figure
 
 
@@ -114,7 +143,7 @@ def write_report(runs_dir: str | Path) -> dict[str, Path]:
     out = {"csv": runs_dir / "sweep_report.csv", "md": runs_dir / "sweep_report.md",
            "heatmap": runs_dir / "sweep_kad_heatmap.png"}
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
+    writer = csv.DictWriter(buffer, fieldnames=columns(rows))
     writer.writeheader()
     writer.writerows(rows)
     figure = heatmap(rows)

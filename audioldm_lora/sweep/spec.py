@@ -25,15 +25,20 @@ class SweepPoint:
 
     @property
     def name(self) -> str:
-        parts = []
-        for key, value in self.params.items():
-            short = key.rsplit(".", 1)[-1].removeprefix("lora_")
-            parts.append(f"{short}={value}")
+        parts = [f"{short_name(key)}={value}" for key, value in self.params.items()]
         return re.sub(r"[^A-Za-z0-9_.=,+-]", "_", ",".join(parts))
 
     def overrides(self) -> list[str]:
         """LightningCLI arguments that set this point's values."""
         return [f"--{key}={_cli_value(value)}" for key, value in self.params.items()]
+
+
+def short_name(key: str) -> str:
+    """A parameter's name in point folders and report columns: the last part of its LightningCLI key, ``lora_``
+    dropped and ``text_encoder_`` shortened (``model.init_args.text_encoder_lora_rank`` -> ``te_rank``)."""
+    last = key.rsplit(".", 1)[-1]
+    prefix = "te_" if last.startswith("text_encoder_") else ""
+    return prefix + last.removeprefix("text_encoder_").removeprefix("lora_")
 
 
 def _cli_value(value: Any) -> str:
@@ -73,6 +78,21 @@ def grid_points(spec: dict[str, Any]) -> list[SweepPoint]:
     Raises:
         SweepSpecError: a parameter given only as a distribution (the local runner needs explicit values).
     """
+    keys, choices = _explicit_values(spec)
+    return [SweepPoint(dict(zip(keys, combo))) for combo in itertools.product(*choices)]
+
+
+def covering_points(spec: dict[str, Any]) -> list[SweepPoint]:
+    """The fewest points that use every value of every parameter at least once (point i takes value
+    ``i mod n`` of each parameter): checking these against the training config checks every value the grid uses,
+    with as many ``--print_config`` runs as the longest ``values`` list rather than one per grid point."""
+    keys, choices = _explicit_values(spec)
+    longest = max(len(values) for values in choices)
+    return [SweepPoint({key: values[i % len(values)] for key, values in zip(keys, choices)}) for i in range(longest)]
+
+
+def _explicit_values(spec: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """Every parameter's key and its explicit values (see :func:`grid_points`)."""
     keys, choices = [], []
     for key, rule in spec["parameters"].items():
         if "values" in rule:
@@ -85,4 +105,4 @@ def grid_points(spec: dict[str, Any]) -> list[SweepPoint]:
             )
         keys.append(key)
         choices.append(values)
-    return [SweepPoint(dict(zip(keys, combo))) for combo in itertools.product(*choices)]
+    return keys, choices
