@@ -36,3 +36,27 @@ def test_ddp_fit_on_two_cpu_processes(tiny_model_dir: Path, synthetic_root: Path
     adapters = sorted(p.name for p in (runs[0] / "adapters").iterdir() if not p.name.startswith("."))
     assert adapters == ["final", "step-1", "step-2"]
     assert len(list(runs[0].glob("metrics.csv"))) == 1
+
+
+@pytest.mark.slow
+def test_ddp_fit_trains_and_exports_the_text_encoder_site(tiny_model_dir: Path, synthetic_root: Path,
+                                                           tmp_path: Path) -> None:
+    """Both sites under DDP on 2 CPU processes: the text-encoder LoRA gets gradients through the embedding on each
+    rank (DDP fails on a trainable parameter without one), trains, and rank zero exports it in peft's format."""
+    from safetensors.torch import load_file
+
+    args = tiny_args("fit", tiny_model_dir, synthetic_root, tmp_path / "run",
+                     "--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp",
+                     "--trainer.max_steps=2", "--trainer.val_check_interval=null", "--trainer.check_val_every_n_epoch=1",
+                     "--data.init_args.batch_size=2", "--adapter_export.every_n_steps=0",
+                     "--model.init_args.text_encoder_lora_targets=WqWv", "--model.init_args.text_encoder_lora_rank=2")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-m", "audioldm_lora", *args], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    final = next((tmp_path / "run").glob("tiny/version_*")) / "adapters" / "final"
+    info = json.loads((final / "adapter_info.json").read_text())
+    assert set(info["sites"]) == {"unet", "text_encoder"}
+    weights = load_file(final / "text_encoder" / "adapter_model.safetensors")
+    lora_b = [tensor for name, tensor in weights.items() if "lora_B" in name]
+    assert lora_b and all(tensor.abs().max() > 0 for tensor in lora_b)  # B starts at zero: it trained
