@@ -209,8 +209,9 @@ class AudioLDMLoRA(PriorPreservationSteps, TrainableStateCheckpointing):
 
     # ----------------------------------------------------------------------------------------------- structure
     def train(self, mode: bool = True) -> "AudioLDMLoRA":
-        """Switch the UNet's mode as asked while the frozen parts stay in eval mode (no dropout in CLAP); the LoRA
-        dropout of every site, a text encoder's included, follows ``mode``."""
+        """Switch the UNet's mode as asked while the frozen parts stay in eval mode (no dropout in CLAP unless
+        ``text_encoder_dropout`` asks for it); the LoRA dropout of every site, a text encoder's included, follows
+        ``mode``."""
         super().train(mode)
         for module in self.backbone.frozen_modules():
             module.eval()
