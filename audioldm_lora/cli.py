@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         return int(importlib.import_module(TOOLS[args[0]]).main(args[1:]) or 0)
     # The frozen VAE, text encoder and vocoder are in eval mode on purpose (AudioLDMLoRA.train).
     warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+    # torchdata's StatefulDataLoader calls a torch API that newer torch deprecates; nothing for a user to act on.
+    warnings.filterwarnings("ignore", message=r"'set_vital' is deprecated")
     # LightningCLI reads sys.argv itself; an explicit list is only for calls from Python.
     try:
         from audioldm_lora.lightning_cli import run_cli

@@ -20,7 +20,6 @@ import torchaudio.transforms as AT
 
 from datamodules.atomic_files import atomic_write_bytes
 
-
 # A path, or the bytes of an encoded audio file (a Hugging Face Audio cell, a WebDataset member).
 AudioSource = Union[str, Path, bytes]
 

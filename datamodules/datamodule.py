@@ -15,9 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import torch
 from lightning import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
+from torchdata.stateful_dataloader import StatefulDataLoader
 
 from datamodules.audio import AudioInfo
 from datamodules.bad_items import BadItem, BadItemError
@@ -26,16 +28,16 @@ from datamodules.dataset import AudioClipDataset, PromptDataset
 from datamodules.latent_cache import SplitRecord, load_cache_index
 from datamodules.latent_cache_reader import LatentCacheDataset, check_cache
 from datamodules.manifest import AudioItem, DataSourceError
-from datamodules.ordering import GenreBalancedSampler
+from datamodules.ordering import EpochSampler
 from datamodules.screening import check_files, probe
-from datamodules.sharding import Consumer
+from datamodules.sharding import Consumer, mix_seed
 from datamodules.sources import (
     DataSource,
     FolderSource,
     IndexedSource,
     ManifestSource,
-    check_one_source,
     SourceSettings,
+    check_one_source,
     make_source,
 )
 from datamodules.splits import select_genres, shard_streams, split_by_file
@@ -313,29 +315,44 @@ class GenreAudioDataModule(LightningDataModule):
         return splits
 
     # --------------------------------------------------------------------------------------------- loaders
-    def _loader(self, split: str, train: bool) -> DataLoader:
+    def _loader(self, split: str, train: bool) -> StatefulDataLoader:
+        """A torchdata ``StatefulDataLoader``: Lightning saves its position in every checkpoint and restores it, so
+        a resume in the middle of an epoch continues with the next batch (a plain ``DataLoader`` restarts the
+        epoch). Orders and crops are functions of ``(seed, epoch, position)`` (:class:`EpochSampler`,
+        :class:`StreamingClipDataset`), and the loader draws its worker seeds from its own generator, never from
+        the global one the training step uses."""
         hp = self.hparams
         dataset = self._datasets[split]
         batch_size = hp.batch_size if train else (hp.eval_batch_size or hp.batch_size)
         iterable = isinstance(dataset, StreamingClipDataset)
+        drop_last = train and (iterable or len(dataset) > batch_size)  # type: ignore[arg-type]
         sampler = None
-        if train and hp.balance_genres and not iterable:
+        if train and not iterable:
             genres = getattr(dataset, "genres", None) or [i.genre for i in dataset.items]  # type: ignore[attr-defined]
-            sampler = GenreBalancedSampler(genres, seed=hp.seed)
-        return DataLoader(
+            sampler = EpochSampler(genres, seed=hp.seed, shuffle=True, balance=hp.balance_genres,
+                                   batch_size=batch_size, drop_last=drop_last)
+        return StatefulDataLoader(
             dataset,
             batch_size=batch_size,
-            shuffle=train and not iterable and sampler is None,
             sampler=sampler,
-            drop_last=train and (iterable or len(dataset) > batch_size),  # type: ignore[arg-type]
+            drop_last=drop_last,
             num_workers=hp.num_workers,
             pin_memory=hp.pin_memory,
             # Persistent workers keep each worker's dataset copy, whose epoch counter orders the stream.
             persistent_workers=hp.num_workers > 0,
+            generator=torch.Generator().manual_seed(mix_seed(hp.seed, split, "loader")),
         )
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", train=True)
+    def train_dataloader(self) -> StatefulDataLoader:
+        """The training loader; a stream continues at the trainer's (restored) epoch."""
+        loader = self._loader("train", train=True)
+        if self.trainer is not None:
+            # A resumed run's fresh sampler and dataset copies would count epochs from 0, and Lightning sets the
+            # restored epoch only after the first indices are drawn (datamodules.ordering.EpochSampler).
+            sampler = loader.sampler
+            target = sampler if isinstance(sampler, EpochSampler) else self._datasets["train"]
+            target.set_epoch(self.trainer.current_epoch)  # type: ignore[union-attr]
+        return loader
 
     def _has(self, split: str) -> bool:
         dataset = self._datasets.get(split)

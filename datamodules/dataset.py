@@ -23,6 +23,7 @@ from datamodules.features import (
     pad_or_crop,
 )
 from datamodules.manifest import AudioItem
+from datamodules.ordering import SampleKey, crop_generator, key_index
 
 log = logging.getLogger(__name__)
 
@@ -153,13 +154,15 @@ class AudioClipDataset(Dataset):
     def _audio(self, item: AudioItem) -> AudioSource:
         return self.reader(item) if self.reader is not None else item.path
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def __getitem__(self, key: int | SampleKey) -> dict[str, Any]:
+        """The sample of an index, or of an :class:`~datamodules.ordering.SampleKey` (whose seed draws the crop)."""
+        index, generator = key_index(key), crop_generator(key)
         last_error: Exception | None = None
         for attempt in range(min(MAX_SUBSTITUTES, len(self.items))):
             item = self.items[(index + attempt) % len(self.items)]
             info = self.infos[(index + attempt) % len(self.items)] if self.infos is not None else None
             try:
-                sample = read_clip(item, self._audio(item), self.duration, self.random_crop, info=info)
+                sample = read_clip(item, self._audio(item), self.duration, self.random_crop, generator, info=info)
             except Exception as error:  # any failure of one item must not end the epoch; counted and logged
                 self.bad.note(item, error)
                 last_error = error

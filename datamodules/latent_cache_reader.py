@@ -15,6 +15,7 @@ from torch.utils.data import Dataset
 
 from datamodules.errors import DataSourceError
 from datamodules.latent_cache import file_stat, preprocessing_settings
+from datamodules.ordering import SampleKey, crop_generator, key_index
 
 
 def check_cache(index: dict[str, Any] | None, directory: str | Path, duration: float, crops_per_file: int,
@@ -73,10 +74,15 @@ class LatentCacheDataset(Dataset):
         handle = self._handles[shard]
         return [handle.get_slice(name)[row : row + 1][0] for name in names]
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        entry = self.entries[index]
+    def __getitem__(self, key: int | SampleKey) -> dict[str, Any]:
+        """The cached sample of an index, or of an :class:`~datamodules.ordering.SampleKey` (whose seed picks the
+        crop)."""
+        entry = self.entries[key_index(key)]
         crops = entry["crops"]
-        crop = crops[int(torch.randint(len(crops), ()))] if self.random_crop and len(crops) > 1 else crops[0]
+        if self.random_crop and len(crops) > 1:
+            crop = crops[int(torch.randint(len(crops), (), generator=crop_generator(key)))]
+        else:
+            crop = crops[0]
         mean, logvar = self._rows(self.latents[crop["latent"]], ("latent_mean", "latent_logvar"))
         (text,) = self._rows(self.texts[entry["text"]], ("text_embeds",))
         return {

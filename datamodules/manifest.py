@@ -10,17 +10,17 @@ the file, the row and the fix. Lenient (``problems=[]``): each bad row or file i
 from __future__ import annotations
 
 import csv
-import json
 import io
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from datamodules.atomic_files import atomic_write_text
-from datamodules.clip_folder import AUDIO_EXTENSIONS
 from datamodules.bad_items import BadItem, BadItemError, Reason
 from datamodules.captions import CaptionPolicy, as_policy, render_caption
+from datamodules.clip_folder import AUDIO_EXTENSIONS
 from datamodules.errors import DataSourceError
 
 __all__ = [

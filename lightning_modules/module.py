@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from diffusers.optimization import get_scheduler
 from lightning.pytorch.utilities import rank_zero_info
 
 from lightning_modules.adapter_sites import (
@@ -34,9 +33,10 @@ from lightning_modules.adapter_sites import (
 from lightning_modules.backbone import Backbone, Conditioning, load_backbone, select_conditioning
 from lightning_modules.diffusion_loss import DiffusionObjective
 from lightning_modules.lora import LoraInit
+from lightning_modules.lr_schedule import deferred_schedule
 from lightning_modules.prior_preservation import PriorSet, PriorTarget, check_prior_settings
 from lightning_modules.prior_steps import PriorPreservationSteps
-from lightning_modules.resume_state import TrainableStateCheckpointing
+from lightning_modules.resume_state import TrainableStateCheckpointing, training_random_stream
 from lightning_modules.sampler import generate, seeded_generators
 from lightning_modules.sampling_settings import SamplingSettings
 
@@ -199,7 +199,7 @@ class AudioLDMLoRA(PriorPreservationSteps, TrainableStateCheckpointing):
         self.strict_loading = False
         self._unconditional: Conditioning | None = None
         self.nonfinite_steps = 0
-        self._pending_rng_states = None
+        self.training_stream = None
         self._prior_set: PriorSet | None = None
 
     @classmethod
@@ -291,6 +291,7 @@ class AudioLDMLoRA(PriorPreservationSteps, TrainableStateCheckpointing):
         noised = self.objective.noised(latents, generator)
         return self.objective.loss(self.backbone.predict_noise(noised.noisy, noised.timesteps, cond), noised)
 
+    @training_random_stream
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
         latents, cond = self.batch_latents_and_conditioning(batch)
         drop = torch.rand(latents.shape[0], device=latents.device) < self.hparams.caption_dropout
@@ -362,12 +363,13 @@ class AudioLDMLoRA(PriorPreservationSteps, TrainableStateCheckpointing):
             parameters, lr=self.hparams.learning_rate, betas=tuple(self.hparams.adam_betas),
             weight_decay=self.hparams.weight_decay, eps=self.hparams.adam_epsilon, fused=fused or None,
         )
-        total_steps = int(self.trainer.estimated_stepping_batches) if self._trainer is not None else 1
         name = "constant_with_warmup" if self.hparams.lr_schedule == "constant" else self.hparams.lr_schedule
-        scheduler = get_scheduler(
-            name, optimizer, num_warmup_steps=self.hparams.warmup_steps, num_training_steps=max(total_steps, 1)
-        )
+        scheduler = deferred_schedule(optimizer, name, self.hparams.warmup_steps, self._total_training_steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def _total_training_steps(self) -> int:
+        """The run's optimizer steps (read once training runs: see :mod:`lightning_modules.lr_schedule`)."""
+        return int(self.trainer.estimated_stepping_batches) if self._trainer is not None else 1
 
     # -------------------------------------------------------------------------------------------- adapters
     def adapter_info(self, step: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:

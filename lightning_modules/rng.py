@@ -1,7 +1,8 @@
 """Random number generator states in checkpoints, for resumes that continue exactly.
 
-Lightning saves model, optimizer, scheduler and loop state but not the global RNG states, which draw the noise,
-timesteps, caption dropout and the data order of the next epoch; without them a resumed run diverges.
+Lightning saves model, optimizer, scheduler and loop state but not the global RNG states, which draw the training
+step's noise, timesteps and caption dropout; without them a resumed run diverges (data orders and crops are seeded
+per epoch and sample instead: :mod:`datamodules.ordering`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from datamodules.sharding import mix_seed
 
 RNG_STATE_KEY = "rng_states"
 
@@ -54,3 +57,13 @@ def restore_rng_states(states: dict[str, Any]) -> None:
     torch.set_rng_state(states["torch"])
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def seed_rng_states(seed: int, rank: int = 0) -> dict[str, Any]:
+    """Seed Python's, NumPy's and torch's (and CUDA's) generators for the training stream of ``rank`` and return
+    their states: a stream that depends on the run's seed alone, not on what ran before the first step."""
+    stream_seed = mix_seed(seed, "training", rank)
+    random.seed(stream_seed)
+    np.random.seed(stream_seed % 2**32)
+    torch.manual_seed(stream_seed)  # seeds CUDA's generators too
+    return capture_rng_states()

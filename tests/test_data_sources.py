@@ -13,7 +13,7 @@ from datamodules import GenreAudioDataModule
 from datamodules.captions import CaptionPolicy
 from datamodules.features import num_frames
 from datamodules.manifest import DataSourceError, read_manifest
-from datamodules.ordering import GenreBalancedSampler, balanced_order
+from datamodules.ordering import EpochSampler, balanced_order
 from tests.data_helpers import GENRES, write_hf_dataset, write_shards
 
 SAMPLE_KEYS = {"mel", "caption", "genre", "path", "offset", "skipped"}
@@ -119,7 +119,7 @@ def test_genre_balancing(synthetic_root: Path, tmp_path: Path) -> None:
     dm = GenreAudioDataModule(root=str(root), duration=0.64, val_fraction=0.0, batch_size=3, balance_genres=True)
     dm.setup("fit")
     loader = dm.train_dataloader()
-    assert isinstance(loader.sampler, GenreBalancedSampler) and len(loader.sampler) == 12
+    assert isinstance(loader.sampler, EpochSampler) and len(loader.sampler) == 12
     seen = [g for b in loader for g in b["genre"]]
     assert seen.count("gugak") == seen.count("boom_bap") == 4
     streamed = GenreAudioDataModule(root=str(root), duration=0.64, val_fraction=0.0, batch_size=3,
