@@ -1,4 +1,4 @@
-"""Writes the LoRA adapter every N optimizer steps and at the end of training, from rank zero only.
+"""Writes the LoRA adapter every N optimizer steps and when training ends or is stopped, from rank zero only.
 
 Files: ``<run dir>/adapters/<step-N|final>/pytorch_lora_weights.safetensors`` (diffusers' format, loadable with
 ``unet.load_lora_adapter``) and ``adapter_info.json``.
@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from lightning import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from callbacks.run_dir import run_directory
 from callbacks.wandb_logger import wandb_loggers
@@ -92,6 +93,13 @@ class AdapterExport(Callback):
         if self.every_n_steps and step > 0 and step % self.every_n_steps == 0 and step != self._last_step:
             self._last_step = step
             self._write(trainer, pl_module, f"step-{step}")
+
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        """On SIGTERM Lightning ends the run by raising after a whole optimizer step (never inside one), so the
+        weights are a finished step's: write ``final`` as at a normal end. Other exceptions may strike mid-step and
+        leave the last periodic adapter as the newest."""
+        if self.save_final and isinstance(exception, SIGTERMException):
+            self._write(trainer, pl_module, "final")
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if not self.save_final:

@@ -28,3 +28,12 @@ def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_synthetic_dataset(
         tmp_path_factory.mktemp("data") / "genres", genres=["boom_bap", "gugak", "chiptune"], clips_per_genre=4
     )
+
+
+@pytest.fixture(scope="session")
+def straight_tiny_run(tiny_model_dir: Path, synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory):
+    """20 uninterrupted steps of configs/tiny.yaml (callbacks on) with 3 steps per epoch: the reference of the
+    resume and stop tests."""
+    from tests.resume_helpers import MID_EPOCH, fit
+
+    return fit(tiny_model_dir, synthetic_root, tmp_path_factory.mktemp("straight"), 20, *MID_EPOCH)

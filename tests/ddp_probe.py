@@ -1,4 +1,4 @@
-"""A test-only callback: each rank records the source files it trained on (to check DDP sharding)."""
+"""Test-only callbacks: the source files each rank trained on (DDP sharding), and a signal sent mid-step."""
 
 from __future__ import annotations
 
@@ -23,3 +23,20 @@ class RecordSources(Callback):
         out = Path(self.output_dir)
         out.mkdir(parents=True, exist_ok=True)
         (out / f"rank{trainer.global_rank}.json").write_text(json.dumps(self.paths))
+
+
+class SendSignal(Callback):
+    """Sends ``signal`` to this process (rank ``rank`` only) when training batch ``at_step`` starts, as a user's
+    Ctrl-C, a scheduler's SIGTERM or SLURM's SIGUSR1 would arrive in the middle of a step."""
+
+    def __init__(self, signal: str, at_step: int, rank: int = 0) -> None:
+        self.signal = signal
+        self.at_step = at_step
+        self.rank = rank
+
+    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
+        import os
+        import signal as signals
+
+        if trainer.global_step == self.at_step and trainer.global_rank == self.rank:
+            os.kill(os.getpid(), getattr(signals, self.signal))

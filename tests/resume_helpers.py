@@ -1,0 +1,49 @@
+"""Helpers of the resume and stop tests: a fit with the shipped tiny config, its last.ckpt, and exact equality."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from audioldm_lora.lightning_cli import build_cli
+from tests.cli_helpers import tiny_args
+
+# Batch 3 over the fixture's 9 training files: 3 steps per epoch, so step 10 is in the middle of an epoch.
+MID_EPOCH = ["--data.init_args.batch_size=3", "--model.init_args.caption_dropout=0.5",
+             "--model.init_args.noise_offset=0.1"]
+
+
+def fit(model_dir: Path, data_root: Path, run_dir: Path, max_steps: int, *extra: str, ckpt: Path | None = None):
+    """One ``lightning fit`` with the shipped tiny config; ``ckpt`` resumes."""
+    resume = [f"--ckpt_path={ckpt}"] if ckpt is not None else []
+    return build_cli(tiny_args("fit", model_dir, data_root, run_dir, f"--trainer.max_steps={max_steps}", *extra,
+                               *resume))
+
+
+def last_checkpoint(run_dir: Path) -> Path:
+    """The run's ``last.ckpt``."""
+    (path,) = run_dir.glob("tiny/version_*/checkpoints/last.ckpt")
+    return path
+
+
+def lora_state(cli) -> dict[str, torch.Tensor]:
+    """Every site's LoRA weights."""
+    return {k: v.detach().clone() for k, v in cli.model.state_dict().items() if "lora_" in k}
+
+
+def assert_same_training(straight, resumed, sites: set[str]) -> None:
+    """LoRA weights and AdamW moments bit-identical (deterministic CPU kernels), after real training."""
+    assert straight.trainer.global_step == resumed.trainer.global_step
+    expected, actual = lora_state(straight), lora_state(resumed)
+    assert expected.keys() == actual.keys()
+    assert {key.split(".")[0] for key in expected} == sites
+    assert any(v.abs().sum() > 0 for k, v in expected.items() if "lora_B" in k)
+    for key in expected:
+        torch.testing.assert_close(actual[key], expected[key], atol=0, rtol=0, msg=key)
+    straight_opt = straight.trainer.optimizers[0].state_dict()["state"]
+    resumed_opt = resumed.trainer.optimizers[0].state_dict()["state"]
+    assert straight_opt.keys() == resumed_opt.keys() and straight_opt
+    for index in straight_opt:
+        for moment in ("exp_avg", "exp_avg_sq"):
+            torch.testing.assert_close(resumed_opt[index][moment], straight_opt[index][moment], atol=0, rtol=0)
