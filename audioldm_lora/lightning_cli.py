@@ -28,6 +28,7 @@ from datamodules.errors import DataSourceError
 from lightning_modules.adapter_files import AdapterError
 from lightning_modules.backbone import ModelLoadError
 from lightning_modules.lora import LoraConfigError
+from lightning_modules.resume_settings import ResumeSettingsError
 
 # Lines of jsonargparse's union errors that never say what is wrong.
 _NOISE = re.compile(
@@ -41,7 +42,8 @@ class RunConfigurationError(ValueError):
 
 
 # Errors a run raises that a user fixes in the config or the files (printed without a traceback).
-USER_ERRORS = (RunConfigurationError, DataSourceError, ModelLoadError, LoraConfigError, AdapterError)
+USER_ERRORS = (RunConfigurationError, DataSourceError, ModelLoadError, LoraConfigError, AdapterError,
+               ResumeSettingsError)
 
 
 def concise_message(message: str) -> str:
@@ -98,6 +100,13 @@ class AudioLDMLoRACLI(LightningCLI):
         config = self.config.get(str(self.subcommand), self.config) if self.subcommand else self.config
         if "weights_only" in config and config["weights_only"] is None:
             config["weights_only"] = True
+
+    def _parse_ckpt_path(self) -> None:
+        """Keep the settings the user gave. Lightning 2.6's LightningCLI replaces the model's settings with those
+        stored in ``--ckpt_path`` (``LightningCLI._parse_ckpt_path``), so a changed ``lora_rank`` or sampling
+        setting on the command line is dropped without a word. Here the run is built as configured and
+        :func:`lightning_modules.resume_settings.check_resume_settings` refuses a resume whose training settings
+        differ from the checkpoint's, naming each one."""
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         plugins = kwargs.pop("plugins", None) or self._get(self.config_init, "trainer", default={}).get("plugins")

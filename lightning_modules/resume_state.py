@@ -22,6 +22,7 @@ import torch
 from lightning import LightningModule
 from lightning.pytorch.utilities import rank_zero_warn
 
+from lightning_modules.resume_settings import check_resume_settings
 from lightning_modules.rng import RNG_STATE_KEY, capture_rng_states, restore_rng_states, seed_rng_states
 
 STREAM_STATES_KEY = "training_rng_streams"
@@ -60,9 +61,10 @@ class TrainableStateCheckpointing(LightningModule):
         """Set the global generators to the training stream; the first step starts it from the run's seed
         (``seed_everything``, mixed with the rank so ranks draw different noise), else from the current state."""
         if self.training_stream is None:
-            seed = os.environ.get("PL_GLOBAL_SEED")
-            rank = self.global_rank if self._trainer is not None else 0
-            self.training_stream = capture_rng_states() if seed is None else seed_rng_states(int(seed), rank)
+            # Without a Trainer (a step called from Python) there is no run seed: continue the current state.
+            seed = os.environ.get("PL_GLOBAL_SEED") if self._trainer is not None else None
+            self.training_stream = (capture_rng_states() if seed is None
+                                    else seed_rng_states(int(seed), self.global_rank))
         restore_rng_states(self.training_stream)
 
     def _streams_of_all_ranks(self) -> list[dict[str, Any]]:
@@ -83,7 +85,15 @@ class TrainableStateCheckpointing(LightningModule):
         checkpoint["nonfinite_steps"] = self.nonfinite_steps
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Take this rank's training stream; raise ``KeyError`` when a LoRA weight is missing."""
+        """Take this rank's training stream; refuse a checkpoint of other settings
+        (:mod:`lightning_modules.resume_settings`) and raise ``KeyError`` when a LoRA weight is missing."""
+        if self._trainer is not None and self.trainer.state.fn == "fit":
+            datamodule = self.trainer.datamodule
+            changed = check_resume_settings(checkpoint, self.hparams,
+                                            getattr(datamodule, "hparams", None) if datamodule is not None else None)
+            if changed:
+                rank_zero_warn("Resuming with other optimizer settings than the checkpoint's (" + "; ".join(changed)
+                               + "): training continues, but not as the uninterrupted run would have.")
         self.training_stream = self._stream_from(checkpoint)
         self.nonfinite_steps = int(checkpoint.get("nonfinite_steps", 0))
         missing = sorted(self.trainable_state_keys() - set(checkpoint.get("state_dict", {})))

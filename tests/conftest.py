@@ -37,3 +37,13 @@ def straight_tiny_run(tiny_model_dir: Path, synthetic_root: Path, tmp_path_facto
     from tests.resume_helpers import MID_EPOCH, fit
 
     return fit(tiny_model_dir, synthetic_root, tmp_path_factory.mktemp("straight"), 20, *MID_EPOCH)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint_at_10(tiny_model_dir: Path, synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """last.ckpt of 10 steps of the same run as :func:`straight_tiny_run` (the middle of epoch 3)."""
+    from tests.resume_helpers import MID_EPOCH, fit, last_checkpoint
+
+    run_dir = tmp_path_factory.mktemp("first10")
+    fit(tiny_model_dir, synthetic_root, run_dir, 10, *MID_EPOCH)
+    return last_checkpoint(run_dir)

@@ -19,12 +19,15 @@ SITES = {"unet": [], "unet+text_encoder": ["--model.init_args.text_encoder_lora_
 
 @pytest.mark.parametrize("sites", sorted(SITES))
 def test_mid_epoch_resume_with_the_shipped_callbacks(tiny_model_dir: Path, synthetic_root: Path, tmp_path: Path,
-                                                     sites: str, straight_tiny_run) -> None:
+                                                     sites: str, straight_tiny_run, tiny_checkpoint_at_10) -> None:
     """The README's promise as a user runs it: 20 steps straight equal 10, a resume from last.ckpt, 10 more."""
     extra = [*MID_EPOCH, *SITES[sites]]
-    straight = straight_tiny_run if not SITES[sites] else fit(tiny_model_dir, synthetic_root, tmp_path / "a", 20, *extra)
-    fit(tiny_model_dir, synthetic_root, tmp_path / "first", 10, *extra)
-    checkpoint = last_checkpoint(tmp_path / "first")
+    if SITES[sites]:
+        straight = fit(tiny_model_dir, synthetic_root, tmp_path / "straight", 20, *extra)
+        fit(tiny_model_dir, synthetic_root, tmp_path / "first", 10, *extra)
+        checkpoint = last_checkpoint(tmp_path / "first")
+    else:
+        straight, checkpoint = straight_tiny_run, tiny_checkpoint_at_10
     assert torch.load(checkpoint, weights_only=False)["global_step"] == 10
     resumed = fit(tiny_model_dir, synthetic_root, tmp_path / "resumed", 20, *extra, ckpt=checkpoint)
     assert_same_training(straight, resumed, {"unet", "text_encoder"} if SITES[sites] else {"unet"})
@@ -47,3 +50,30 @@ def test_resume_on_every_data_path(tiny_model_dir: Path, synthetic_root: Path, t
     resumed = fit(tiny_model_dir, synthetic_root, tmp_path / "resumed", 20, *extra,
                   ckpt=last_checkpoint(tmp_path / "first"))
     assert_same_training(straight, resumed, {"unet"})
+
+
+def test_a_checkpoint_of_other_settings_is_refused(tiny_model_dir: Path, synthetic_root: Path, tmp_path: Path,
+                                                   tiny_checkpoint_at_10: Path, capsys: pytest.CaptureFixture) -> None:
+    """Another rank, targets, data source or batch size: `lightning fit --ckpt_path` exits 2 naming every
+    difference, before a step is trained; another learning rate resumes with a warning."""
+    from audioldm_lora.lightning_cli import run_cli
+    from tests.cli_helpers import tiny_args
+
+    changed = ["--model.init_args.lora_rank=8", "--model.init_args.lora_targets=paper",
+               "--data.init_args.batch_size=2", "--data.init_args.root=null",
+               f"--data.init_args.manifest={synthetic_root}/manifest.csv"]
+    args = tiny_args("fit", tiny_model_dir, synthetic_root, tmp_path / "other", "--trainer.max_steps=12",
+                     *MID_EPOCH, *changed, f"--ckpt_path={tiny_checkpoint_at_10}")
+    assert run_cli(args) == 2
+    message = capsys.readouterr().err
+    for setting in ("model.init_args.lora_rank: 4 in the checkpoint, 8 now", "model.init_args.lora_targets",
+                    "data.init_args.batch_size: 3 in the checkpoint, 2 now", "data.init_args.root",
+                    "data.init_args.manifest"):
+        assert setting in message
+    assert "without --ckpt_path" in message and "Traceback" not in message
+    assert not list((tmp_path / "other").rglob("*.ckpt"))
+
+    with pytest.warns(UserWarning, match="learning_rate: 0.001 in the checkpoint, 0.0005 now"):
+        resumed = fit(tiny_model_dir, synthetic_root, tmp_path / "lr", 11, *MID_EPOCH,
+                      "--model.init_args.learning_rate=5e-4", ckpt=tiny_checkpoint_at_10)
+    assert resumed.trainer.global_step == 11
