@@ -57,6 +57,7 @@ class AdapterExport(Callback):
         self._last_step = -1
         self._train_started: float | None = None
         self._start_step = 0
+        self._final_written = False
 
     def adapter_root(self, trainer: Trainer) -> Path:
         return run_directory(trainer) / self.dirname
@@ -101,10 +102,20 @@ class AdapterExport(Callback):
         if self.save_final and isinstance(exception, SIGTERMException):
             self._write(trainer, pl_module, "final")
 
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._final_written = False
+
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """A resume from a checkpoint of a finished run trains nothing and Lightning skips ``on_train_end``; a run
+        killed between its last checkpoint and its final adapter still gets ``final`` this way."""
+        if self.save_final and not self._final_written and trainer.global_step > 0:
+            self._write(trainer, pl_module, "final")
+
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if not self.save_final:
             return
         self._write(trainer, pl_module, "final")
+        self._final_written = True
         if self.log_artifact and trainer.is_global_zero and self.last_written is not None:
             for logger in wandb_loggers(trainer):
                 import wandb

@@ -26,9 +26,10 @@ from callbacks.progress import clip_progress
 from callbacks.run_dir import run_directory
 from callbacks.wandb_logger import wandb_loggers
 from datamodules.atomic_files import atomic_write_json, atomic_write_text
-from datamodules.audio import load_audio
+from datamodules.audio import AudioSource, load_audio
 from datamodules.captions import render_caption
 from datamodules.clip_folder import AUDIO_EXTENSIONS
+from datamodules.sources import IndexedSource
 from lightning_modules.ab import generate_ab
 from lightning_modules.sampling_settings import SamplingSettings
 from metrics import build_embedder
@@ -118,7 +119,7 @@ class GenreEvaluation(Callback):
                 labels.append(genre)
         return prompts, seeds, labels
 
-    def _reference_clips(self, trainer: Trainer, split: str) -> list[tuple[str, str]]:
+    def _reference_clips(self, trainer: Trainer, split: str) -> list[tuple[AudioSource, str]]:
         if self.reference_dir:
             return reference_clips_from_folder(self.reference_dir)
         splits = getattr(trainer.datamodule, "splits", None) or {}
@@ -126,7 +127,11 @@ class GenreEvaluation(Callback):
         if not items:
             raise ValueError(f"GenreEvaluation has no reference clips: set `reference_dir`, or give the data module a "
                              f"non-empty {split} split.")
-        return sorted({(item.path, item.genre) for item in items})
+        # A dataset's items (Hugging Face rows) hold their audio as bytes: read them through the data source.
+        source = getattr(trainer.datamodule, "source", None)
+        read = source.read if isinstance(source, IndexedSource) else None
+        unique = sorted({(item.path, item.genre): item for item in items}.items())
+        return [(read(item) if read is not None else path, genre) for (path, genre), item in unique]
 
     def embedder(self, pl_module: LightningModule):
         if self._embedder is None:

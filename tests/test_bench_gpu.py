@@ -39,6 +39,7 @@ def table_rows(text: str, first_cell_prefix: str) -> list[list[str]]:
     return rows
 
 
+@pytest.mark.slow
 def test_cpu_dry_run_writes_every_variant_and_the_vram_table(tmp_path: Path) -> None:
     out = tmp_path / "x.md"
     result = run_script("--device", "cpu", "--tiny", "--out", str(out), "--steps", "1")

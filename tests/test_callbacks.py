@@ -101,7 +101,8 @@ def test_adapter_health_reports_the_update_norm(csv_run) -> None:
     expected = sum(v * v for v in norms.values()) ** 0.5
     assert float(rows[-1]["lora/update_norm_total"]) == pytest.approx(expected, rel=1e-5)
     fresh = make_module(Path(module.hparams.pretrained_model))
-    assert all(v == 0 for v in lora_update_norms(site_layers(fresh.backbone)).values())  # B = 0 at start: no update yet
+    fresh_norms = lora_update_norms(site_layers(fresh.backbone))
+    assert fresh_norms and all(v == 0 for v in fresh_norms.values())  # B = 0 at start: no update yet
 
 
 def test_test_command_writes_the_paper_table(csv_run, tiny_model_dir: Path, synthetic_root: Path) -> None:

@@ -24,7 +24,8 @@ def run(*command: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
 
 
-@pytest.mark.parametrize("entry", [["lightning"], ["audioldm-lora"], [sys.executable, "-m", "audioldm_lora"]])
+@pytest.mark.parametrize("entry", [["lightning"], pytest.param(["audioldm-lora"], marks=pytest.mark.slow),
+                                   pytest.param([sys.executable, "-m", "audioldm_lora"], marks=pytest.mark.slow)])
 def test_print_config_of_the_real_recipe_works_offline(entry: list[str]) -> None:
     exe = [str(BIN / entry[0])] + entry[1:] if not entry[0].startswith("/") else entry
     result = run(*exe, "fit", "--config", "configs/genre.yaml", "--print_config")

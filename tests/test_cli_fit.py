@@ -17,6 +17,7 @@ from audioldm_lora.lightning_cli import build_cli
 from callbacks.checkpoint_io import AtomicCheckpointIO
 from lightning_modules.lora import ADAPTER_WEIGHTS
 from tests.cli_helpers import tiny_args
+from tests.resume_helpers import MID_EPOCH
 
 
 def logged_losses(run_dir: Path) -> list[float]:
@@ -38,6 +39,7 @@ def fitted(tiny_model_dir: Path, synthetic_root: Path, tmp_path_factory: pytest.
 def test_fit_logs_finite_loss_and_exports_adapters(fitted) -> None:
     cli, run_dir = fitted
     assert cli.trainer.global_step == 6
+    assert type(cli.trainer.strategy.checkpoint_io) is AtomicCheckpointIO  # the CLI's default writer
     losses = logged_losses(run_dir)
     assert len(losses) == 6 and all(math.isfinite(v) for v in losses)
     adapters = cli.trainer.log_dir + "/adapters"
@@ -97,36 +99,34 @@ class RecordStart(Callback):
         self.weights = {k: v.clone() for k, v in pl_module.unet.state_dict().items() if "lora_" in k}
 
 
-def test_resume_continues_steps_and_weights(tiny_model_dir: Path, synthetic_root: Path, tmp_path: Path) -> None:
-    # configs/tiny.yaml checkpoints every 10 steps
-    first = build_cli(tiny_args("fit", tiny_model_dir, synthetic_root, tmp_path, "--trainer.max_steps=10"))
-    assert type(first.trainer.strategy.checkpoint_io) is AtomicCheckpointIO  # the CLI's default writer
-    checkpoint = Path(first.trainer.checkpoint_callback.last_model_path)
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+def test_resume_continues_steps_and_weights(tiny_model_dir: Path, synthetic_root: Path, tmp_path: Path,
+                                            tiny_checkpoint_at_10: Path) -> None:
+    """The checkpoint holds the trainable state only; a resume (here with a CheckpointIO the user names, which the
+    CLI keeps) starts at its step with its weights. Exact equality with an uninterrupted run: tests/test_resume.py."""
+    state = torch.load(tiny_checkpoint_at_10, map_location="cpu", weights_only=True)
     assert state["global_step"] == 10
     assert state["state_dict"] and all("lora_" in k for k in state["state_dict"])  # trainable state only
     model_bytes = sum(f.stat().st_size for f in tiny_model_dir.rglob("*.safetensors"))
-    assert checkpoint.stat().st_size < model_bytes / 3
+    assert tiny_checkpoint_at_10.stat().st_size < model_bytes / 3
 
     # run=False parses the subcommand's config without the subcommand itself; a CheckpointIO the user names is kept
-    second = build_cli(tiny_args("fit", tiny_model_dir, synthetic_root, tmp_path, "--trainer.max_steps=12",
+    second = build_cli(tiny_args("fit", tiny_model_dir, synthetic_root, tmp_path, "--trainer.max_steps=11", *MID_EPOCH,
                                  "--trainer.plugins=lightning.pytorch.plugins.io.TorchCheckpointIO")[1:], run=False)
     assert type(second.trainer.strategy.checkpoint_io) is TorchCheckpointIO
     recorder = RecordStart()
     second.trainer.callbacks.append(recorder)
-    second.trainer.fit(second.model, datamodule=second.datamodule, ckpt_path=str(checkpoint))
+    second.trainer.fit(second.model, datamodule=second.datamodule, ckpt_path=str(tiny_checkpoint_at_10))
     assert recorder.step == 10
-    assert second.trainer.global_step == 12
+    assert second.trainer.global_step == 11
     for key, value in state["state_dict"].items():
         torch.testing.assert_close(recorder.weights[key.removeprefix("unet.")], value, atol=0, rtol=0)
 
 
 def test_cli_resume_loads_the_checkpoint_weights_only(
-    tiny_model_dir: Path, synthetic_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_model_dir: Path, synthetic_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    tiny_checkpoint_at_10: Path,
 ) -> None:
     """`lightning fit --ckpt_path ...` loads with weights_only=True even where torch's default is False (< 2.6)."""
-    first = build_cli(tiny_args("fit", tiny_model_dir, synthetic_root, tmp_path, "--trainer.max_steps=10"))
-    checkpoint = first.trainer.checkpoint_callback.last_model_path
     seen: list[object] = []
     real_load = torch.load
 
@@ -136,7 +136,7 @@ def test_cli_resume_loads_the_checkpoint_weights_only(
 
     monkeypatch.setattr(torch, "load", recording_load)
     resumed = build_cli(tiny_args("fit", tiny_model_dir, synthetic_root, tmp_path, "--trainer.max_steps=11",
-                                  f"--ckpt_path={checkpoint}"))
+                                  *MID_EPOCH, f"--ckpt_path={tiny_checkpoint_at_10}"))
     assert resumed.trainer.global_step == 11
     assert seen and all(flag is True for flag in seen)
 
@@ -147,5 +147,7 @@ def test_bf16_mixed_precision_on_cpu(tiny_model_dir: Path, synthetic_root: Path,
                               "--model.init_args.frozen_dtype=bfloat16"))
     assert cli.trainer.global_step == 2
     assert cli.model.vae.dtype == torch.bfloat16
-    assert all(p.dtype == torch.float32 for p in cli.model.unet.parameters() if p.requires_grad)
-    assert all(math.isfinite(v) for v in logged_losses(tmp_path))
+    trainable = [p for p in cli.model.unet.parameters() if p.requires_grad]
+    assert trainable and all(p.dtype == torch.float32 for p in trainable)
+    losses = logged_losses(tmp_path)
+    assert len(losses) == 2 and all(math.isfinite(v) for v in losses)

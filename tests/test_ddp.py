@@ -22,7 +22,7 @@ def test_ddp_fit_on_two_cpu_processes(tiny_model_dir: Path, synthetic_root: Path
                      "--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp",
                      "--trainer.max_steps=2", "--trainer.val_check_interval=null", "--trainer.check_val_every_n_epoch=1",
                      "--data.init_args.batch_size=2", "--adapter_export.every_n_steps=1",
-                     "--trainer.callbacks+=tests.ddp_probe.RecordSources",
+                     "--trainer.callbacks+=tests.probes.RecordSources",
                      f"--trainer.callbacks.output_dir={probe}")
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     result = subprocess.run([sys.executable, "-m", "audioldm_lora", *args], cwd=REPO, env=env,
@@ -60,3 +60,35 @@ def test_ddp_fit_trains_and_exports_the_text_encoder_site(tiny_model_dir: Path, 
     weights = load_file(final / "text_encoder" / "adapter_model.safetensors")
     lora_b = [tensor for name, tensor in weights.items() if "lora_B" in name]
     assert lora_b and all(tensor.abs().max() > 0 for tensor in lora_b)  # B starts at zero: it trained
+
+
+@pytest.mark.slow
+def test_ddp_resume_equals_the_uninterrupted_ddp_run(tiny_model_dir: Path, synthetic_root: Path, tmp_path: Path) -> None:
+    """2 gloo ranks, configs/tiny.yaml's callbacks on: 12 steps straight equal 5 (2-step epochs per rank: the
+    checkpoint is mid-epoch), a resume from last.ckpt and 7 more. Each rank's random stream and loader position
+    are in the checkpoint."""
+    from safetensors.torch import load_file
+
+    import torch
+
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+
+    def run(run_dir: Path, steps: int, *extra: str) -> Path:
+        args = tiny_args("fit", tiny_model_dir, synthetic_root, run_dir, "--trainer.accelerator=cpu",
+                         "--trainer.devices=2", "--trainer.strategy=ddp", f"--trainer.max_steps={steps}",
+                         "--data.init_args.batch_size=2", "--model.init_args.caption_dropout=0.5", *extra)
+        result = subprocess.run([sys.executable, "-m", "audioldm_lora", *args], cwd=REPO, env=env,
+                                capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return next(run_dir.glob("tiny/version_*"))
+
+    straight = run(tmp_path / "straight", 12)
+    first = run(tmp_path / "first", 5)
+    checkpoint = first / "checkpoints" / "last.ckpt"
+    assert torch.load(checkpoint, weights_only=False)["global_step"] == 5
+    resumed = run(tmp_path / "resumed", 12, f"--ckpt_path={checkpoint}")
+    expected = load_file(straight / "adapters" / "final" / "pytorch_lora_weights.safetensors")
+    actual = load_file(resumed / "adapters" / "final" / "pytorch_lora_weights.safetensors")
+    assert expected.keys() == actual.keys() and expected
+    for key in expected:
+        torch.testing.assert_close(actual[key], expected[key], atol=0, rtol=0, msg=key)

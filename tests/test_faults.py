@@ -97,7 +97,7 @@ while True:
 """
 
 
-@pytest.mark.parametrize("delay", [0.05, 0.2, 0.6])
+@pytest.mark.parametrize("delay", [0.2, pytest.param(0.05, marks=pytest.mark.slow), pytest.param(0.6, marks=pytest.mark.slow)])
 def test_kill_during_adapter_write_leaves_a_complete_adapter(tiny_model_dir: Path, tmp_path: Path, delay: float) -> None:
     target = tmp_path / "adapter"
     kill_writer_midway(WRITER, [str(tiny_model_dir), str(target)], delay)
@@ -124,7 +124,7 @@ while True:
 """
 
 
-@pytest.mark.parametrize("delay", [0.1, 0.4, 1.0])
+@pytest.mark.parametrize("delay", [0.4, pytest.param(0.1, marks=pytest.mark.slow), pytest.param(1.0, marks=pytest.mark.slow)])
 def test_kill_during_checkpoint_write_leaves_a_complete_checkpoint(tmp_path: Path, delay: float) -> None:
     """The checkpoint at its path is always a whole one and loads with ``weights_only=True``.
 

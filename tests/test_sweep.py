@@ -97,6 +97,7 @@ def test_wandb_agent_command_is_built_offline() -> None:
     assert agent_command("me/proj/abc123", count=3)[1:] == ["agent", "--count", "3", "me/proj/abc123"]
 
 
+@pytest.mark.slow
 def test_the_authors_grid_is_twelve_text_encoder_points_the_training_config_accepts() -> None:
     spec = load_sweep(Path(__file__).resolve().parents[1] / "configs" / "sweep_authors_grid.yaml")
     points = grid_points(spec)

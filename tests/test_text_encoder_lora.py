@@ -335,7 +335,8 @@ def test_half_precision_text_encoder_trains_float32_lora_weights(tiny_model_dir:
     module.train()
     latents, cond = module.batch_latents_and_conditioning({"mel": torch.randn(2, 16, 64), "caption": PROMPTS})
     module.diffusion_loss(latents, cond, torch.tensor([False, True])).backward()
-    assert all(p.grad is not None and p.grad.dtype == torch.float32 for n, p in lora.items() if "lora_B" in n)
+    lora_b = [p for n, p in lora.items() if "lora_B" in n]
+    assert lora_b and all(p.grad is not None and p.grad.dtype == torch.float32 for p in lora_b)
 
 
 @pytest.mark.parametrize("unet_off", ["none", "null"])

@@ -1,4 +1,5 @@
-"""Test-only callbacks: the source files each rank trained on (DDP sharding), and a signal sent mid-step."""
+"""Test-only probes: the source files each rank trained on (DDP sharding), a signal sent mid-step, and a checkpoint
+writer that pauses inside its write (so a test can kill a run there)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from lightning import Callback, LightningModule, Trainer
+
+from callbacks.checkpoint_io import AtomicCheckpointIO
 
 
 class RecordSources(Callback):
@@ -40,3 +43,32 @@ class SendSignal(Callback):
 
         if trainer.global_step == self.at_step and trainer.global_rank == self.rank:
             os.kill(os.getpid(), getattr(signals, self.signal))
+
+
+class SlowCheckpointIO(AtomicCheckpointIO):
+    """The project's atomic checkpoint writer with a pause inside every write: after the temporary file's bytes are
+    written and before they are synced and renamed into place, it creates ``<checkpoint dir>/.writing`` and sleeps,
+    so that a test can kill the process in the middle of a real checkpoint write."""
+
+    def __init__(self, pause: float = 0.5) -> None:
+        super().__init__()
+        self.pause = pause
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        import os
+        import time
+
+        marker = Path(path).parent / ".writing"
+        real_fsync = os.fsync
+
+        def slow_fsync(descriptor: int) -> None:
+            marker.touch()
+            time.sleep(self.pause)
+            real_fsync(descriptor)
+
+        os.fsync = slow_fsync
+        try:
+            super().save_checkpoint(checkpoint, path, storage_options)
+        finally:
+            os.fsync = real_fsync
+            marker.unlink(missing_ok=True)
