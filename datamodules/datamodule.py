@@ -31,6 +31,7 @@ from datamodules.manifest import AudioItem, DataSourceError
 from datamodules.ordering import EpochSampler
 from datamodules.screening import check_files, probe
 from datamodules.sharding import Consumer, mix_seed
+from datamodules.stream_loader import StreamLoader
 from datamodules.sources import (
     DataSource,
     FolderSource,
@@ -319,7 +320,7 @@ class GenreAudioDataModule(LightningDataModule):
         """A torchdata ``StatefulDataLoader``: Lightning saves its position in every checkpoint and restores it, so
         a resume in the middle of an epoch continues with the next batch (a plain ``DataLoader`` restarts the
         epoch). Orders and crops are functions of ``(seed, epoch, position)`` (:class:`EpochSampler`,
-        :class:`StreamingClipDataset`), and the loader draws its worker seeds from its own generator, never from
+        :class:`StreamingClipDataset`; a stream's loader is a :class:`StreamLoader`), and the loader draws its worker seeds from its own generator, never from
         the global one the training step uses."""
         hp = self.hparams
         dataset = self._datasets[split]
@@ -331,7 +332,8 @@ class GenreAudioDataModule(LightningDataModule):
             genres = getattr(dataset, "genres", None) or [i.genre for i in dataset.items]  # type: ignore[attr-defined]
             sampler = EpochSampler(genres, seed=hp.seed, shuffle=True, balance=hp.balance_genres,
                                    batch_size=batch_size, drop_last=drop_last)
-        return StatefulDataLoader(
+        loader_class = StreamLoader if train and iterable else StatefulDataLoader
+        return loader_class(
             dataset,
             batch_size=batch_size,
             sampler=sampler,
@@ -349,8 +351,7 @@ class GenreAudioDataModule(LightningDataModule):
         if self.trainer is not None:
             # A resumed run's fresh sampler and dataset copies would count epochs from 0, and Lightning sets the
             # restored epoch only after the first indices are drawn (datamodules.ordering.EpochSampler).
-            sampler = loader.sampler
-            target = sampler if isinstance(sampler, EpochSampler) else self._datasets["train"]
+            target = loader if isinstance(loader, StreamLoader) else loader.sampler
             target.set_epoch(self.trainer.current_epoch)  # type: ignore[union-attr]
         return loader
 

@@ -7,12 +7,14 @@ from pathlib import Path
 CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml")
 
 
-def tiny_args(command: str, model_dir: Path, data_root: Path, run_dir: Path, *extra: str) -> list[str]:
-    """``<command> --config configs/tiny.yaml`` with the fixtures' model and data, writing under ``run_dir``."""
+def tiny_args(command: str, model_dir: Path, data_root: Path, run_dir: Path, *extra: str,
+              config: str | Path = CONFIG) -> list[str]:
+    """``<command> --config configs/tiny.yaml`` (or ``config``) with the fixtures' model and data, writing under
+    ``run_dir``."""
     return [
         command,
         "--config",
-        CONFIG,
+        str(config),
         f"--model.init_args.pretrained_model={model_dir}",
         f"--data.init_args.root={data_root}",
         "--data.init_args.duration=0.64",

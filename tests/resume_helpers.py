@@ -7,18 +7,31 @@ from pathlib import Path
 import torch
 
 from audioldm_lora.lightning_cli import build_cli
-from tests.cli_helpers import tiny_args
+from tests.cli_helpers import CONFIG, tiny_args
 
 # Batch 3 over the fixture's 9 training files: 3 steps per epoch, so step 10 is in the middle of an epoch.
 MID_EPOCH = ["--data.init_args.batch_size=3", "--model.init_args.caption_dropout=0.5",
              "--model.init_args.noise_offset=0.1"]
 
 
-def fit(model_dir: Path, data_root: Path, run_dir: Path, max_steps: int, *extra: str, ckpt: Path | None = None):
-    """One ``lightning fit`` with the shipped tiny config; ``ckpt`` resumes."""
+def fit(model_dir: Path, data_root: Path, run_dir: Path, max_steps: int, *extra: str, ckpt: Path | None = None,
+        config: str | Path = CONFIG):
+    """One ``lightning fit`` with the shipped tiny config (or ``config``); ``ckpt`` resumes."""
     resume = [f"--ckpt_path={ckpt}"] if ckpt is not None else []
     return build_cli(tiny_args("fit", model_dir, data_root, run_dir, f"--trainer.max_steps={max_steps}", *extra,
-                               *resume))
+                               *resume, config=config))
+
+
+def config_with_reference_dir(reference_dir: Path, out: Path) -> Path:
+    """configs/tiny.yaml with ``reference_dir`` given to GenreEvaluation: what a user of WebDataset shards sets,
+    since an unindexed stream has no validation clips to compare with."""
+    import yaml
+
+    config = yaml.safe_load(Path(CONFIG).read_text())
+    (evaluation,) = [c for c in config["trainer"]["callbacks"] if c["class_path"] == "callbacks.GenreEvaluation"]
+    evaluation["init_args"]["reference_dir"] = str(reference_dir)
+    out.write_text(yaml.safe_dump(config))
+    return out
 
 
 def last_checkpoint(run_dir: Path) -> Path:
