@@ -24,6 +24,7 @@ from audioldm_lora.cli import DESCRIPTION
 from audioldm_lora.tool_convention import DEBUG_ENV, debugging
 from callbacks.adapter_export import AdapterExport
 from callbacks.checkpoint_io import AtomicCheckpointIO
+from datamodules.atomic_files import DiskFullError
 from datamodules.errors import DataSourceError
 from lightning_modules.adapter_files import AdapterError
 from lightning_modules.backbone import ModelLoadError
@@ -43,7 +44,7 @@ class RunConfigurationError(ValueError):
 
 # Errors a run raises that a user fixes in the config or the files (printed without a traceback).
 USER_ERRORS = (RunConfigurationError, DataSourceError, ModelLoadError, LoraConfigError, AdapterError,
-               ResumeSettingsError)
+               ResumeSettingsError, DiskFullError)
 
 
 def concise_message(message: str) -> str:

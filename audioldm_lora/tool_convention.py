@@ -42,6 +42,7 @@ USER_ERRORS = (
     "audioldm_lora.lightning_cli:RunConfigurationError",
     "audioldm_demo.toy_base:ToyBaseError",
     "datamodules.errors:DataSourceError",
+    "datamodules.atomic_files:DiskFullError",
     "datamodules.audio:AudioDecodeError",
     "datamodules.clip_folder:ClipFolderError",
     "datamodules.bad_items:BadItemError",
@@ -50,10 +51,12 @@ USER_ERRORS = (
     "lightning_modules.hub:HubUploadError",
     "lightning_modules.lora:LoraConfigError",
     "lightning_modules.model_card:ModelCardError",
+    "lightning_modules.resume_settings:ResumeSettingsError",
     "metrics.checks:EmbeddingError",
     "metrics.clip_labels:EvaluationInputError",
 )
-# File problems name the file: also the user's to fix. Other OSErrors (disk full, I/O error) keep their traceback.
+# File problems name the file: also the user's to fix (a full disk is DiskFullError). Other OSErrors (an I/O error)
+# keep their traceback.
 FILE_ERRORS: tuple[type[BaseException], ...] = (
     FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError,
 )

@@ -13,6 +13,7 @@ It lives in the lowest package (data knows no model) so that metrics, the model,
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -22,6 +23,25 @@ from pathlib import Path
 from typing import Any, Literal
 
 PublishMode = Literal["folder", "files"]
+# errno values that mean "this file system takes no more bytes (for this process)".
+FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+
+
+class DiskFullError(OSError):
+    """A write failed for lack of space (a full disk, a quota or a file-size limit). The message names the path
+    and says that the previous version is unchanged; nothing partial is left at the path."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+def _full(error: OSError, path: Path) -> DiskFullError:
+    return DiskFullError(
+        error.errno,
+        f"could not write {path}: {error.strerror or error} (no space left, a quota, or a file-size limit). The "
+        f"previous version of {path.name} is unchanged. Free space on {path.parent} (or raise the limit) and run "
+        "again; a training run resumes from its last checkpoint with --ckpt_path.",
+    )
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -29,7 +49,8 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
     A hidden temporary file in the same directory (so the rename never crosses file systems) is written, flushed to
     disk and renamed over ``path`` with ``os.replace``, atomic on POSIX; the directory is then synced so that the
-    rename itself survives a power cut. A failure removes the temporary file and leaves ``path`` as it was.
+    rename itself survives a power cut. A failure removes the temporary file and leaves ``path`` as it was; lack of
+    space is raised as :class:`DiskFullError`, which names ``path``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -41,8 +62,10 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             os.fsync(handle.fileno())
         os.chmod(temporary, 0o666 & ~_umask())  # mkstemp's 0600 would make published files private
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         Path(temporary).unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.errno in FULL_ERRNOS:
+            raise _full(error, path) from error
         raise
     _sync_directory(path.parent)
 
@@ -89,6 +112,7 @@ def staged_directory(final: str | Path, mode: PublishMode = "folder", overwrite:
 
     Raises:
         FileExistsError: ``final`` is a file, or holds files and ``overwrite`` is false.
+        DiskFullError: the disk, a quota or a file-size limit refused the bytes; ``final`` is as it was.
     """
     final = Path(final)
     ensure_publishable(final, overwrite)
@@ -101,6 +125,10 @@ def staged_directory(final: str | Path, mode: PublishMode = "folder", overwrite:
             _publish_files(staging, final)
         else:
             _publish_folder(staging, final)
+    except OSError as error:
+        if error.errno in FULL_ERRNOS and not isinstance(error, DiskFullError):
+            raise _full(error, final) from error
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
