@@ -97,9 +97,21 @@ def match_stem(value: str, stems: list[str] | dict[str, Any]) -> str | None:
     return same_name[0] if len(same_name) == 1 else None
 
 
+def read_prompt_text(path: Path) -> str:
+    """A prompt file's text (UTF-8, a byte-order mark allowed).
+
+    Raises:
+        ClipFolderError: the file is not UTF-8 text.
+    """
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ClipFolderError(f"{path}: not UTF-8 text (byte {error.start}); save the prompt file as UTF-8.") from None
+
+
 def read_prompt_lines(path: Path) -> list[str]:
     """The non-blank lines of a plain-text prompt file, stripped."""
-    return [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
+    return [line.strip() for line in read_prompt_text(path).splitlines() if line.strip()]
 
 
 def read_prompt_records(path: Path) -> list[dict[str, Any]]:
@@ -108,7 +120,7 @@ def read_prompt_records(path: Path) -> list[dict[str, Any]]:
     Raises:
         ClipFolderError: no header (CSV), invalid JSON (with its line), or entries that are not objects.
     """
-    text = path.read_text(encoding="utf-8-sig")
+    text = read_prompt_text(path)
     suffix = path.suffix.lower()
     if suffix == ".csv":
         reader = csv.DictReader(text.splitlines())

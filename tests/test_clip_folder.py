@@ -75,11 +75,12 @@ def test_evaluation_labels_clips_from_the_same_formats(tmp_path: Path) -> None:
         ("p.json", '"text"', "expected a JSON object"),
         ("p.csv", "path,prompt\nnowhere,swing\n", "entry 1 names 'nowhere', which matches no clip"),
         ("p.csv", "path,genre\njazz/00000_jazz_seed0,jazz\n", "entry 1 lacks a path or a prompt"),
+        ("p.txt", "swing\nbe\udc80bop\n", "not UTF-8 text"),  # found by fuzzing: was a UnicodeDecodeError
     ],
 )
 def test_bad_prompt_files_are_named_in_every_tool(tmp_path: Path, name: str, content: str, message: str) -> None:
     path = tmp_path / name
-    path.write_text(content)
+    path.write_bytes(content.encode("utf-8", "surrogateescape"))
     with pytest.raises(ClipFolderError, match=message):
         read_prompt_file(path, STEMS)
     with pytest.raises(MosInputError, match=message):

@@ -70,8 +70,16 @@ def test_unknown_parameter_fails_before_any_run(tmp_path: Path, capsys) -> None:
 def test_bad_sweep_files(tmp_path: Path) -> None:
     with pytest.raises(SweepSpecError, match="`parameters` is empty"):
         load_sweep(write_sweep(tmp_path / "a.yaml", {}))
-    with pytest.raises(SweepSpecError, match="empty `values` list"):
+    with pytest.raises(SweepSpecError, match="needs a non-empty list in `values`, got \\[\\]"):
         load_sweep(write_sweep(tmp_path / "b.yaml", {"model.init_args.lora_rank": {"values": []}}))
+    with pytest.raises(SweepSpecError, match="needs a non-empty list in `values`, got 4"):
+        load_sweep(write_sweep(tmp_path / "c.yaml", {"model.init_args.lora_rank": {"values": 4}}))
+    (tmp_path / "d.yaml").write_text("- method: grid\n")
+    with pytest.raises(SweepSpecError, match="expected a mapping"):
+        load_sweep(tmp_path / "d.yaml")
+    (tmp_path / "e.yaml").write_bytes(b"method: \x80\n")
+    with pytest.raises(SweepSpecError, match="not UTF-8"):
+        load_sweep(tmp_path / "e.yaml")
     with pytest.raises(SweepSpecError, match="does not exist"):
         load_sweep(tmp_path / "missing.yaml")
     spec = load_sweep(write_sweep(tmp_path / "c.yaml", {"model.init_args.learning_rate": {"min": 1e-5, "max": 1e-3}}))

@@ -54,19 +54,28 @@ def load_sweep(path: str | Path) -> dict[str, Any]:
         raise SweepSpecError(f"Sweep file {path} does not exist.")
     try:
         spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as error:
+        raise SweepSpecError(f"{path}: not UTF-8 text (byte {error.start}); save the sweep file as UTF-8.") from None
     except yaml.YAMLError as error:
         raise SweepSpecError(f"{path}: not valid YAML ({error}).") from None
+    if not isinstance(spec, dict):
+        raise SweepSpecError(f"{path}: expected a mapping with method, metric and parameters, not "
+                             f"{type(spec).__name__}.")
     method = spec.get("method", "grid")
     if method not in METHODS:
         raise SweepSpecError(f"{path}: method {method!r} is not one of {list(METHODS)}.")
     parameters = spec.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise SweepSpecError(f"{path}: `parameters` must map LightningCLI keys to their values, not "
+                             f"{type(parameters).__name__}.")
     if not parameters:
         raise SweepSpecError(f"{path}: `parameters` is empty; list at least one LightningCLI key with values.")
     for key, rule in parameters.items():
         if not isinstance(rule, dict) or not ({"values", "value", "distribution", "min", "max"} & set(rule)):
             raise SweepSpecError(f"{path}: parameter {key!r} needs `values: [...]` (or `value`, or a distribution).")
-        if "values" in rule and not rule["values"]:
-            raise SweepSpecError(f"{path}: parameter {key!r} has an empty `values` list.")
+        if "values" in rule and not (isinstance(rule["values"], list) and rule["values"]):
+            raise SweepSpecError(f"{path}: parameter {key!r} needs a non-empty list in `values`, got "
+                                 f"{rule['values']!r}.")
     spec.setdefault("method", method)
     spec.setdefault("metric", {"name": "val/kad", "goal": "minimize"})
     return spec
