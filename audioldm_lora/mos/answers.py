@@ -67,6 +67,12 @@ def _fail(path: Path, message: str) -> MosInputError:
     return MosInputError(f"{path}: {message}")
 
 
+def _trial(key: dict[str, Any], name: Any) -> dict[str, Any] | None:
+    """The key's trial called ``name``; ``None`` for an unknown name or one that is not a string (an edited file
+    can hold any JSON value there)."""
+    return key["trials"].get(name) if isinstance(name, str) else None
+
+
 def _check_plan(path: Path, plan: Any, key: dict[str, Any]) -> list[dict[str, Any]]:
     """The recorded presentation order must name the key's trials and each trial's own clips."""
     if not isinstance(plan, list):
@@ -74,8 +80,9 @@ def _check_plan(path: Path, plan: Any, key: dict[str, Any]) -> list[dict[str, An
     for entry in plan:
         if not isinstance(entry, dict) or not isinstance(entry.get("clips"), list):
             raise _fail(path, "an entry of 'plan' is not an object with 'trial' and 'clips'.")
-        trial = key["trials"].get(entry.get("trial"))
-        if trial is None or sorted(entry["clips"]) != sorted(trial["clips"]):
+        trial = _trial(key, entry.get("trial"))
+        clips = entry["clips"]
+        if trial is None or not all(isinstance(c, str) for c in clips) or sorted(clips) != sorted(trial["clips"]):
             raise _fail(path, f"'plan' names trial {entry.get('trial')!r} with clips this test's key does not hold.")
     return plan
 
@@ -89,7 +96,7 @@ def _check_ratings(path: Path, ratings: Any, key: dict[str, Any]) -> dict[tuple[
     for number, rating in enumerate(ratings, start=1):
         if not isinstance(rating, dict):
             raise _fail(path, f"rating {number} is not an object.")
-        trial = key["trials"].get(rating.get("trial"))
+        trial = _trial(key, rating.get("trial"))
         if trial is None or trial["kind"] != "mos":
             raise _fail(
                 path, f"rating {number} names trial {rating.get('trial')!r}, which is not a rating page of this test."
@@ -98,7 +105,7 @@ def _check_ratings(path: Path, ratings: Any, key: dict[str, Any]) -> dict[tuple[
             raise _fail(
                 path, f"rating {number} names clip {rating.get('clip')!r}, which is not on page {rating['trial']}."
             )
-        if rating.get("scale") not in scales:
+        if not isinstance(rating.get("scale"), str) or rating["scale"] not in scales:
             raise _fail(path, f"rating {number} uses scale {rating.get('scale')!r}; this test has {sorted(scales)}.")
         value = rating.get("value")
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 5:
@@ -118,7 +125,7 @@ def _check_preferences(path: Path, preferences: Any, key: dict[str, Any]) -> dic
     for number, entry in enumerate(preferences, start=1):
         if not isinstance(entry, dict):
             raise _fail(path, f"preference {number} is not an object.")
-        trial = key["trials"].get(entry.get("trial"))
+        trial = _trial(key, entry.get("trial"))
         if trial is None or trial["kind"] != "ab":
             raise _fail(
                 path, f"preference {number} names trial {entry.get('trial')!r}, which is not an A/B page of this test."
