@@ -34,6 +34,15 @@ def test_mid_epoch_resume_with_the_shipped_callbacks(tiny_model_dir: Path, synth
     assert_same_training(straight, resumed, {"unet", "text_encoder"} if SITES[sites] else {"unet"})
 
 
+def test_a_resumed_run_resumes_again(tiny_model_dir: Path, synthetic_root: Path, tmp_path: Path,
+                                     straight_tiny_run, tiny_checkpoint_at_10: Path) -> None:
+    """A resume of a resumed run: 10 steps, resume to 13 (mid-epoch), resume again to 20, equal 20 straight."""
+    fit(tiny_model_dir, synthetic_root, tmp_path / "second", 13, *MID_EPOCH, ckpt=tiny_checkpoint_at_10)
+    resumed = fit(tiny_model_dir, synthetic_root, tmp_path / "third", 20, *MID_EPOCH,
+                  ckpt=last_checkpoint(tmp_path / "second"))
+    assert_same_training(straight_tiny_run, resumed, {"unet"})
+
+
 def hugging_face(model_dir: Path, data_root: Path, tmp_path: Path) -> list[str]:
     """A saved Hugging Face dataset with 9 training rows (3 steps per epoch at batch 3)."""
     from tests.data_helpers import write_hf_dataset
@@ -65,7 +74,7 @@ def shards(model_dir: Path, data_root: Path, tmp_path: Path) -> list[str]:
 
 DATA_PATHS = {
     "folder, 2 workers, balanced": lambda *_: ["--data.init_args.num_workers=2", "--data.init_args.balance_genres=true"],
-    "epoch boundary": lambda *_: ["--data.init_args.batch_size=4"],  # 2 steps per epoch: step 10 ends epoch 4
+    "epoch boundary": lambda *_: ["--data.init_args.batch_size=4"],  # 2 steps per epoch: step 4 ends epoch 1
     "manifest": lambda _, root, __: ["--data.init_args.root=null", f"--data.init_args.manifest={root}/manifest.csv"],
     "hugging face": hugging_face,
     "latent cache": latent_cache,
@@ -73,6 +82,9 @@ DATA_PATHS = {
     "streaming folder, 2 workers": lambda *_: ["--data.init_args.streaming=true", "--data.init_args.num_workers=2"],
     "streaming at an epoch boundary": lambda *_: ["--data.init_args.streaming=true", "--data.init_args.batch_size=4"],
     "webdataset shards, 2 workers": lambda *a: [*shards(*a), "--data.init_args.num_workers=2"],
+    # Not a data path: prior preservation (configs/demo.yaml) adds the base model's samples to every step.
+    "folder with prior preservation": lambda *_: ["--model.init_args.prior_prompts=[chiptune music]",
+                                                  "--model.init_args.prior_samples_per_prompt=2"],
 }
 
 
@@ -83,9 +95,12 @@ def test_resume_on_every_data_path(tiny_model_dir: Path, synthetic_root: Path, t
     extra = [*MID_EPOCH, *DATA_PATHS[path](tiny_model_dir, synthetic_root, tmp_path)]
     # Shards have no indexed validation clips to evaluate against: their users point evaluation at a folder.
     config = config_with_reference_dir(synthetic_root, tmp_path / "tiny.yaml") if "shards" in path else CONFIG
-    straight = fit(tiny_model_dir, synthetic_root, tmp_path / "straight", 20, *extra, config=config)
-    fit(tiny_model_dir, synthetic_root, tmp_path / "first", 10, *extra, config=config)
-    resumed = fit(tiny_model_dir, synthetic_root, tmp_path / "resumed", 20, *extra, config=config,
+    # 8 steps against 4 + 4 (mid-epoch at 3 steps per epoch; an epoch's end at 2), validating (and evaluating)
+    # every 4 steps: shorter than the fast-tier test, the same mechanisms.
+    extra.append("--trainer.val_check_interval=4")
+    straight = fit(tiny_model_dir, synthetic_root, tmp_path / "straight", 8, *extra, config=config)
+    fit(tiny_model_dir, synthetic_root, tmp_path / "first", 4, *extra, config=config)
+    resumed = fit(tiny_model_dir, synthetic_root, tmp_path / "resumed", 8, *extra, config=config,
                   ckpt=last_checkpoint(tmp_path / "first"))
     assert_same_training(straight, resumed, {"unet"})
 
