@@ -31,7 +31,6 @@ from datamodules.manifest import AudioItem, DataSourceError
 from datamodules.ordering import EpochSampler
 from datamodules.screening import check_files, probe
 from datamodules.sharding import Consumer, mix_seed
-from datamodules.stream_loader import StreamLoader
 from datamodules.sources import (
     DataSource,
     FolderSource,
@@ -42,6 +41,7 @@ from datamodules.sources import (
     make_source,
 )
 from datamodules.splits import select_genres, shard_streams, split_by_file
+from datamodules.stream_loader import StreamLoader
 from datamodules.streaming import (
     ItemStream,
     ShardStream,
@@ -317,11 +317,9 @@ class GenreAudioDataModule(LightningDataModule):
 
     # --------------------------------------------------------------------------------------------- loaders
     def _loader(self, split: str, train: bool) -> StatefulDataLoader:
-        """A torchdata ``StatefulDataLoader``: Lightning saves its position in every checkpoint and restores it, so
-        a resume in the middle of an epoch continues with the next batch (a plain ``DataLoader`` restarts the
-        epoch). Orders and crops are functions of ``(seed, epoch, position)`` (:class:`EpochSampler`,
-        :class:`StreamingClipDataset`; a stream's loader is a :class:`StreamLoader`), and the loader draws its worker seeds from its own generator, never from
-        the global one the training step uses."""
+        """A torchdata ``StatefulDataLoader`` (a stream's: :class:`StreamLoader`), whose position Lightning saves
+        and restores, so a resume continues mid-epoch. Orders and crops are functions of seed, epoch and position
+        (:class:`EpochSampler`, :class:`StreamingClipDataset`); worker seeds come from the loader's own generator."""
         hp = self.hparams
         dataset = self._datasets[split]
         batch_size = hp.batch_size if train else (hp.eval_batch_size or hp.batch_size)
