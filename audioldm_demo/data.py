@@ -36,6 +36,7 @@ class SyntheticGenreDataModule(GenreAudioDataModule):
             **kwargs: every other argument of :class:`~datamodules.datamodule.GenreAudioDataModule`.
         """
         self._synthesize = root is None and not any(kwargs.get(key) for key in ("manifest", "hf_dataset", "shards"))
+        self.root_is_read_as_given = not self._synthesize  # the synthetic folder is written by prepare_data
         super().__init__(root=synthetic_dir if self._synthesize else root, **kwargs)
         # save_hyperparameters records this constructor's ``root`` (None); the parent reads the folder it reads.
         self.hparams["root"] = synthetic_dir if self._synthesize else root

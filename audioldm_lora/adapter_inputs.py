@@ -27,7 +27,7 @@ class CommandInputError(ToolInputError):
 
 
 def add_model_arguments(parser: ArgumentParser) -> None:
-    """``--base`` and the repeatable ``--adapter``."""
+    """``--base``, the repeatable ``--adapter`` and ``--allow-other-base``."""
     parser.add_argument(
         "--base",
         type=str | None,
@@ -45,6 +45,11 @@ def add_model_arguments(parser: ArgumentParser) -> None:
         "runs/jazz/adapters/final=0.7 or jazz=runs/jazz/adapters/final=0.7. Repeat to mix several "
         "(diffusers set_adapters); the name defaults to the folder's name.",
     )
+    parser.add_argument(
+        "--allow-other-base",
+        action="store_true",
+        help="apply adapters whose adapter_info.json records a base with other weights than --base (warns).",
+    )
 
 
 def read_adapters(arguments: list[str]) -> list[AdapterFile]:
@@ -53,13 +58,24 @@ def read_adapters(arguments: list[str]) -> list[AdapterFile]:
 
 
 def resolve_base(base: str | None, adapters: list[AdapterFile]) -> str:
-    """``--base``, else the first adapter's recorded base model."""
+    """``--base``, else the first adapter's recorded base model (:func:`recorded_base`: the folder as given, or the
+    absolute path recorded at training time when the tool runs from another folder)."""
+    from lightning_modules.base_identity import recorded_base
+    from lightning_modules.model_card import is_hub_id
+
     if base:
         return base
-    recorded = next((a.info.get("base_model") for a in adapters if a.info.get("base_model")), None)
-    if not recorded:
+    adapter = next((a for a in adapters if a.info.get("base_model")), None)
+    if adapter is None:
         raise CommandInputError("No --base given and no adapter records its base_model; pass --base ID|DIR.")
-    return str(recorded)
+    found = str(recorded_base(adapter.info))
+    if not Path(found).expanduser().is_dir() and not is_hub_id(found):
+        raise CommandInputError(
+            f"The base model {adapter.info['base_model']!r} recorded in {adapter.spec.directory}/adapter_info.json "
+            f"is no folder from here (at training time: {adapter.info.get('base_model_path') or 'not recorded'}) "
+            "and no hub id; pass --base ID|DIR."
+        )
+    return found
 
 
 def check_output_directory(out: Path, overwrite: bool) -> None:
@@ -71,13 +87,13 @@ def check_output_directory(out: Path, overwrite: bool) -> None:
         raise CommandInputError(f"--out: {error} (--overwrite replaces it)") from error
 
 
-def load_model(base: str, adapters: list[AdapterFile], device: str) -> Backbone:
+def load_model(base: str, adapters: list[AdapterFile], device: str, allow_other_base: bool = False) -> Backbone:
     """Load the base model, then the adapters into its sites at their weights, on ``device``, in eval mode."""
     from lightning_modules.adapters import load_adapters
     from lightning_modules.backbone import load_backbone
 
     backbone = load_backbone(base)
-    load_adapters(backbone, adapters, base)
+    load_adapters(backbone, adapters, base, allow_other_base)
     for module in backbone.named_modules().values():
         module.to(device).eval()
     return backbone

@@ -17,13 +17,18 @@ import sys
 from typing import Any, NoReturn
 
 from lightning import LightningDataModule, LightningModule, Trainer
+from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.io import CheckpointIO
 
+from audioldm_lora.ckpt_path import CheckpointPathError, checked_ckpt_path
 from audioldm_lora.cli import DESCRIPTION
+from audioldm_lora.config_keys import suggest_key
+from audioldm_lora.run_noise import silence_run_noise
 from audioldm_lora.tool_convention import DEBUG_ENV, debugging
 from callbacks.adapter_export import AdapterExport
 from callbacks.checkpoint_io import AtomicCheckpointIO
+from callbacks.progress_bar import StepProgressBar
 from datamodules.atomic_files import DiskFullError
 from datamodules.errors import DataSourceError
 from lightning_modules.adapter_files import AdapterError
@@ -44,7 +49,7 @@ class RunConfigurationError(ValueError):
 
 # Errors a run raises that a user fixes in the config or the files (printed without a traceback).
 USER_ERRORS = (RunConfigurationError, DataSourceError, ModelLoadError, LoraConfigError, AdapterError,
-               ResumeSettingsError, DiskFullError)
+               ResumeSettingsError, DiskFullError, CheckpointPathError)
 
 
 def concise_message(message: str) -> str:
@@ -71,16 +76,16 @@ class ConciseArgumentParser(LightningArgumentParser):
         if not self.exit_on_error or debugging():  # jsonargparse catches these itself, or the user asked for all
             super().error(message, ex)
         prog = (getattr(ex, "subcommand_parser", None) or self).prog.replace(" [options]", "")
-        sys.stderr.write(
-            f"{prog}: error: {concise_message(message)}\n"
-            f"(`{prog} --help` lists the settings; {DEBUG_ENV}=1 shows the full message)\n"
-        )
+        suggestion = suggest_key(message, prog)
+        hint = suggestion or f"`{prog} --help` lists the settings"
+        sys.stderr.write(f"{prog}: error: {concise_message(message)}\n({hint}; {DEBUG_ENV}=1 shows the full message)\n")
         raise SystemExit(2)
 
 
 class AudioLDMLoRACLI(LightningCLI):
-    """LightningCLI with adapter export always present (``--adapter_export.every_n_steps``) and atomic checkpoint
-    writes (:class:`callbacks.checkpoint_io.AtomicCheckpointIO`, unless ``trainer.plugins`` names a CheckpointIO)."""
+    """LightningCLI with adapter export always present (``--adapter_export.every_n_steps``), atomic checkpoint
+    writes (:class:`callbacks.checkpoint_io.AtomicCheckpointIO`, unless ``trainer.plugins`` names a CheckpointIO)
+    and :class:`callbacks.progress_bar.StepProgressBar` unless another progress bar is configured."""
 
     def add_arguments_to_parser(self, parser) -> None:  # type: ignore[no-untyped-def]
         parser.add_lightning_class_args(AdapterExport, "adapter_export")
@@ -101,6 +106,8 @@ class AudioLDMLoRACLI(LightningCLI):
         config = self.config.get(str(self.subcommand), self.config) if self.subcommand else self.config
         if "weights_only" in config and config["weights_only"] is None:
             config["weights_only"] = True
+        if self.subcommand and "ckpt_path" in config:
+            config["ckpt_path"] = checked_ckpt_path(str(self.subcommand), config["ckpt_path"])
 
     def _parse_ckpt_path(self) -> None:
         """Keep the settings the user gave. Lightning 2.6's LightningCLI replaces the model's settings with those
@@ -114,7 +121,14 @@ class AudioLDMLoRACLI(LightningCLI):
         plugins = [] if plugins is None else list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
         if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
             plugins.append(AtomicCheckpointIO())
-        return super().instantiate_trainer(plugins=plugins, **kwargs)
+        trainer_config = self._get(self.config_init, "trainer", default={})
+        callbacks = kwargs.pop("callbacks", None) or trainer_config.get("callbacks") or []
+        callbacks = list(callbacks) if isinstance(callbacks, (list, tuple)) else [callbacks]
+        if trainer_config.get("enable_progress_bar") is not False and not any(
+            isinstance(callback, ProgressBar) for callback in callbacks
+        ):  # Lightning's default bar reads "Epoch 2/-2 ... v_num: 0.000" in a step-bounded run
+            callbacks.append(StepProgressBar())
+        return super().instantiate_trainer(plugins=plugins, callbacks=callbacks, **kwargs)
 
 
 def build_cli(args: list[str] | None = None, run: bool = True) -> AudioLDMLoRACLI:
@@ -122,6 +136,7 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> AudioLDMLoRACL
 
     ``args=None`` reads ``sys.argv``; a list is for calls from Python (tests, notebooks).
     """
+    silence_run_noise()
     return AudioLDMLoRACLI(
         LightningModule,
         LightningDataModule,

@@ -23,7 +23,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, TextIO
 
 from jsonargparse import ArgumentParser, Namespace
 
@@ -149,6 +149,14 @@ _REQUIRED = re.compile(r"(the following arguments are required: )(.*)")
 class ToolParser(ArgumentParser):
     """The tools' ArgumentParser: reads the underscore spelling of dashed flags (:func:`dashed_argv`) and reports a
     bad command line as ``PROG: error: MESSAGE`` with exit status 2, without a page of usage."""
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        """As ArgumentParser's; ``choices`` of strings become a ``Literal`` type, which ``--help`` prints as the
+        choices (jsonargparse checks plain choices with a function of its own, printed as ``<function <lambda>>``)."""
+        choices = kwargs.get("choices")
+        if choices is not None and kwargs.get("type") in (None, str):
+            kwargs["type"] = Literal[tuple(kwargs.pop("choices"))]
+        return super().add_argument(*args, **kwargs)
 
     def parse_args(self, args: Sequence[str] | None = None, *rest: Any, **kwargs: Any) -> Namespace:  # type: ignore[override]
         argv = sys.argv[1:] if args is None else list(args)

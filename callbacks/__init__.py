@@ -5,8 +5,9 @@ from callbacks.adapter_export import AdapterExport
 from callbacks.adapter_health import AdapterHealth
 from callbacks.evaluation import GenreEvaluation
 from callbacks.prediction_writer import WaveformWriter
+from callbacks.progress_bar import StepProgressBar
 from callbacks.resumable_checkpoint import ResumableCheckpoint
 from callbacks.wandb_logger import AutoOfflineWandbLogger
 
-__all__ = ["ABSampling", "AdapterExport", "AdapterHealth", "AutoOfflineWandbLogger", "GenreEvaluation", "ResumableCheckpoint",
+__all__ = ["ABSampling", "AdapterExport", "AdapterHealth", "AutoOfflineWandbLogger", "GenreEvaluation", "ResumableCheckpoint", "StepProgressBar",
            "WaveformWriter"]

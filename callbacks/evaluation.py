@@ -33,7 +33,7 @@ from datamodules.sources import IndexedSource
 from lightning_modules.ab import generate_ab
 from lightning_modules.sampling_settings import SamplingSettings
 from metrics import build_embedder
-from metrics.comparison import compare_reports, comparison_markdown
+from metrics.comparison import compare_reports, compared_with_itself, comparison_markdown
 from metrics.genre_scores import OVERALL, GenreScores, LabelledEmbeddings
 
 
@@ -189,7 +189,8 @@ class GenreEvaluation(Callback):
             pl_module.log(f"{prefix}/{short}_base", float(overall[f"{metric}_base"]))
             pl_module.log(f"{prefix}/{short}_delta", float(overall[f"{metric}_delta"]))
             for genre, row in rows.items():
-                if genre != OVERALL and row[f"{metric}_lora"] is not None:
+                # A genre compared with other genres' clips is no score of that genre: never logged as one.
+                if genre != OVERALL and row[f"{metric}_lora"] is not None and compared_with_itself(genre, row):
                     pl_module.log(f"{prefix}/{short}/{genre}", float(row[f"{metric}_lora"]))
 
     def _write(self, trainer: Trainer, name: str, report: dict[str, Any], title: str) -> Path:

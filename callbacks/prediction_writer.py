@@ -46,4 +46,5 @@ class WaveformWriter(BasePredictionWriter):
             wav = out / f"{clip_stem(index, prompt, seed)}.wav"
             save_audio(wav, waveform, prediction["sample_rate"])
             write_sidecar(wav, {"prompt": prompt, "seed": seed, "base_model": pl_module.hparams.pretrained_model,
-                                **settings})
+                                # What made the clip: the checkpoint's adapter, or (None) the base model.
+                                "checkpoint": str(trainer.ckpt_path) if trainer.ckpt_path else None, **settings})

@@ -82,3 +82,15 @@ class AutoOfflineWandbLogger(WandbLogger):
             log_model=log_model,
             **kwargs,
         )
+        # Lightning passes `anonymous=None` to wandb.init whatever the user set, and wandb warns on every run that
+        # the setting has no effect; an unset value is dropped instead.
+        if getattr(self, "_wandb_init", {}).get("anonymous", "unset") is None:
+            del self._wandb_init["anonymous"]
+
+    @property
+    def experiment(self) -> Any:
+        """The W&B run, started on first use. Its folder is created first: wandb looks for the git repository from
+        there, and for a folder that does not exist yet it warns and records no commit."""
+        if getattr(self, "_experiment", None) is None and self.save_dir:
+            Path(self.save_dir).mkdir(parents=True, exist_ok=True)
+        return super().experiment

@@ -36,6 +36,7 @@ class Reason(str, Enum):
     UNKNOWN_GENRE = "unknown genre"
     MALFORMED_ROW = "malformed manifest row"
     NOT_UTF8 = "text that is not UTF-8"
+    TWO_CAPTIONS = "two different caption sidecars"
 
 
 class BadItem(NamedTuple):

@@ -134,7 +134,9 @@ def read_prompt_records(path: Path) -> list[dict[str, Any]]:
             raise ClipFolderError(
                 f"{path}: not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})."
             ) from error
-        if isinstance(data, dict):
+        if isinstance(data, dict) and isinstance(data.get("clips"), list):
+            data = data["clips"]  # the manifest `generate` writes (generation.json): settings and a list of clips
+        elif isinstance(data, dict):
             return [{"path": key, "prompt": value} for key, value in data.items()]
         if isinstance(data, list) and all(isinstance(row, dict) for row in data):
             return data

@@ -10,7 +10,6 @@ Which items each split holds is decided in ``splits``; the checks that fail a ba
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from datamodules.captions import CaptionPolicy
 from datamodules.dataset import AudioClipDataset, PromptDataset
 from datamodules.latent_cache import SplitRecord, load_cache_index
 from datamodules.latent_cache_reader import LatentCacheDataset, check_cache
-from datamodules.manifest import AudioItem, DataSourceError
+from datamodules.manifest import AudioItem, DataSourceError, check_root
 from datamodules.ordering import EpochSampler
 from datamodules.screening import check_files, probe
 from datamodules.sharding import Consumer, mix_seed
@@ -40,7 +39,9 @@ from datamodules.sources import (
     check_one_source,
     make_source,
 )
-from datamodules.splits import select_genres, shard_streams, split_by_file
+from datamodules.splits import (
+    NO_TEST_SPLIT, SPLIT_NAMES, check_fractions, report_splits, select_genres, shard_streams, split_by_file,
+)
 from datamodules.stream_loader import StreamLoader
 from datamodules.streaming import (
     ItemStream,
@@ -56,6 +57,9 @@ log = logging.getLogger(__name__)
 class GenreAudioDataModule(LightningDataModule):
     """Reads one source of genre-labelled audio-caption pairs; every path yields the same sample fields."""
 
+    root_is_read_as_given = True
+    """Whether ``root`` must exist when the module is built (a subclass that writes it in ``prepare_data`` says no)."""
+
     def __init__(
         self,
         root: str | None = None,
@@ -64,6 +68,7 @@ class GenreAudioDataModule(LightningDataModule):
         genres: list[str] | None = None,
         duration: float = 10.24,
         val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
         split_seed: int = 0,
         batch_size: int = 2,
         eval_batch_size: int | None = None,
@@ -81,6 +86,7 @@ class GenreAudioDataModule(LightningDataModule):
         genre_column: str = "genre",
         shards: str | list[str] | None = None,
         val_shards: str | list[str] | None = None,
+        test_shards: str | list[str] | None = None,
         caption_fallback: str | None = "{genre} music",
         balance_genres: bool = False,
         streaming: bool | None = None,
@@ -97,9 +103,11 @@ class GenreAudioDataModule(LightningDataModule):
                 ``{caption}, {genre}`` appends the genre.
             genres: keep only these genres (``None``: all).
             duration: clip length in seconds (the paper: 4.0 or 10.24); frames = duration * 100.
-            val_fraction: share of source files held out for validation (split by file, never by crop; for
-                shards, by a stable hash of the sample key).
-            split_seed: seed of the file-level split.
+            val_fraction: share of each genre's unassigned files held out for validation, which chooses
+                checkpoints (by file, never by crop; for shards, by a stable hash of the sample key).
+            test_fraction: share of each genre's unassigned files held out for ``lightning test``: scored once,
+                never trained on or used to choose a checkpoint. 0 leaves test to rows marked ``split=test``.
+            split_seed: seed of the file-level split (docs/splits.md).
             batch_size: training batch size (the paper: 2).
             eval_batch_size: validation/test/predict batch size (default: ``batch_size``).
             num_workers: dataloader worker processes.
@@ -116,6 +124,7 @@ class GenreAudioDataModule(LightningDataModule):
             genre_column: the Hugging Face genre column (text or ClassLabel).
             shards: WebDataset tar shards: paths, brace patterns (``data/train-{000..099}.tar``) or URLs.
             val_shards: shards for validation (default: ``val_fraction`` of ``shards`` by key).
+            test_shards: shards for test (default: ``test_fraction`` of ``shards`` by key).
             caption_fallback: template when an item has no caption; ``null`` makes such items bad.
             balance_genres: draw every genre equally often in training (smaller genres repeat).
             streaming: the IterableDataset path (``None``: on for shards, off otherwise).
@@ -128,10 +137,9 @@ class GenreAudioDataModule(LightningDataModule):
         self.save_hyperparameters()
         self.captions = CaptionPolicy(caption_template, caption_fallback)
         check_one_source(root, manifest, hf_dataset, shards)
-        if not 0.0 <= val_fraction < 1.0:
-            raise DataSourceError(f"val_fraction must be in [0, 1), got {val_fraction}.")
+        check_fractions(val_fraction, test_fraction)
         if duration <= 0:
-            raise DataSourceError(f"duration must be positive, got {duration}.")
+            raise DataSourceError(f"data.init_args.duration must be positive, got {duration}.")
         if shards and streaming is False:
             raise DataSourceError("WebDataset shards are read as a stream; drop `data.streaming: false`.")
         if shards and balance_genres:
@@ -139,6 +147,11 @@ class GenreAudioDataModule(LightningDataModule):
                 "balance_genres needs an indexed source (folder, manifest, Hugging Face); balance WebDataset "
                 "shards when writing them."
             )
+        # Checked here, not at setup: Lightning starts the loggers (a W&B run) before the data module's setup.
+        if root and self.root_is_read_as_given:
+            check_root(root)
+        if manifest and not Path(manifest).is_file():
+            raise DataSourceError(f"Manifest {manifest} (data.init_args.manifest) does not exist.")
         self.splits: dict[str, list[AudioItem]] = {}
         self.genres: list[str] = []
         self.bad_items: list[BadItem] = []
@@ -167,8 +180,10 @@ class GenreAudioDataModule(LightningDataModule):
             "source": self.make_source().describe(),
             "genres": sorted(hp.genres) if hp.genres else None,
             "val_fraction": hp.val_fraction,
+            "test_fraction": hp.test_fraction,
             "split_seed": hp.split_seed,
             "val_shards": hp.val_shards,
+            "test_shards": hp.test_shards,
         }
 
     def _read_items(self) -> list[AudioItem]:
@@ -212,9 +227,11 @@ class GenreAudioDataModule(LightningDataModule):
                 "No readable audio in the data source; every item is bad (see the warning, or run "
                 "`audioldm-lora prepare` for each item's reason)."
             )
-        self.splits = split_by_file(items, self.hparams.val_fraction, self.hparams.split_seed)
+        plan = split_by_file(items, self.hparams.val_fraction, self.hparams.test_fraction, self.hparams.split_seed)
+        self.splits = plan.items
         if not self.splits["train"]:
             raise DataSourceError("The training split is empty; lower val_fraction or mark rows split=train.")
+        report_splits(plan)
         self.genres = sorted({item.genre for item in self.splits["train"]})
         hp = self.hparams
         for name, split_items in self.splits.items():
@@ -230,17 +247,14 @@ class GenreAudioDataModule(LightningDataModule):
                 self._datasets[name] = AudioClipDataset(
                     split_items, split_infos, hp.duration, random_crop=train, reader=source.read  # type: ignore[attr-defined]
                 )
-        counts = Counter(item.genre for item in self.splits["train"])
-        rank_zero_info(
-            f"Data: {len(self.splits['train'])} train / {len(self.splits['val'])} val items; genres {dict(counts)}"
-        )
 
     def _shard_streams(self) -> dict[str, ShardStream]:
         """Train and validation streams of the shards (see :func:`~datamodules.splits.shard_streams`)."""
         hp = self.hparams
         source = self.make_source()
         assert isinstance(source, WebDatasetSource)
-        return shard_streams(source, self.captions, hp.genres, hp.val_shards, hp.val_fraction, hp.split_seed)
+        return shard_streams(source, self.captions, hp.genres, hp.val_shards, hp.test_shards, hp.val_fraction,
+                             hp.test_fraction, hp.split_seed)
 
     def _setup_shards(self) -> None:
         hp = self.hparams
@@ -254,8 +268,6 @@ class GenreAudioDataModule(LightningDataModule):
                 stream, hp.duration, random_crop=training, shuffle=training, seed=hp.seed,
                 shuffle_buffer=hp.shuffle_buffer if training else 0,
             )
-        if "val" in self._datasets:
-            self._datasets["test"] = self._datasets["val"]
         rank_zero_info(f"Data: WebDataset shards {len(train.source.urls)}; genres {self.genres or 'unknown'}")
 
     def _setup_from_cache(self) -> None:
@@ -265,8 +277,6 @@ class GenreAudioDataModule(LightningDataModule):
         self.latent_cache_model = index["model"]
         cached = {name: LatentCacheDataset(directory, index, name, random_crop=name == "train")
                   for name in ("train", "val", "test")}
-        if not len(cached["test"]):  # the cache stores test only where it differs from val
-            cached["test"] = cached["val"]
         if not len(cached["train"]):
             raise DataSourceError(f"The latent cache at {directory} holds no training item.")
         self._datasets.update(cached)
@@ -283,7 +293,7 @@ class GenreAudioDataModule(LightningDataModule):
 
     # --------------------------------------------------------------------------------------- records (tools)
     def split_records(self) -> Iterator[SplitRecord]:
-        """Every ``(split, item, audio)`` of train, val and test (test only where it differs from val), in a fixed
+        """Every ``(split, item, audio)`` of train, val and test, in a fixed
         order; bad items as :class:`BadItem`. What ``audioldm-lora cache`` encodes. Call after :meth:`setup`
         on a module without ``latent_cache``."""
         if self.hparams.shards:
@@ -292,8 +302,8 @@ class GenreAudioDataModule(LightningDataModule):
                     yield record if isinstance(record, BadItem) else (name, *record)
             return
         source = self.make_source()
-        for name, items in self._splits_to_encode():
-            for item in items:
+        for name in SPLIT_NAMES:
+            for item in self.splits.get(name, []):
                 try:
                     yield name, item, source.read(item)  # type: ignore[attr-defined]
                 except BadItemError as error:
@@ -304,16 +314,7 @@ class GenreAudioDataModule(LightningDataModule):
         only once streamed."""
         if self.hparams.shards:
             return None
-        return sum(len(items) for _, items in self._splits_to_encode())
-
-    def _splits_to_encode(self) -> list[tuple[str, list[AudioItem]]]:
-        """Train, val and test of an indexed source; test is empty where it holds the same crops as val."""
-        val = {(i.path, i.start) for i in self.splits.get("val", [])}
-        splits = []
-        for name in ("train", "val", "test"):
-            items = self.splits.get(name, [])
-            splits.append((name, [] if name == "test" and {(i.path, i.start) for i in items} == val else items))
-        return splits
+        return sum(len(self.splits.get(name, [])) for name in SPLIT_NAMES)
 
     # --------------------------------------------------------------------------------------------- loaders
     def _loader(self, split: str, train: bool) -> StatefulDataLoader:
@@ -364,8 +365,11 @@ class GenreAudioDataModule(LightningDataModule):
     def val_dataloader(self) -> DataLoader | list:
         return self._loader("val", train=False) if self._has("val") else []
 
-    def test_dataloader(self) -> DataLoader | list:
-        return self._loader("test", train=False) if self._has("test") else []
+    def test_dataloader(self) -> DataLoader:
+        """The held-out test loader; a run without test files stops here rather than score another split."""
+        if not self._has("test"):
+            raise DataSourceError(NO_TEST_SPLIT)
+        return self._loader("test", train=False)
 
     @property
     def bad_items_seen(self) -> int:

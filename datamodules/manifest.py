@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -130,23 +131,42 @@ def row_to_item(row: dict[str, Any], where: str, base_dir: Path, captions: Capti
     return AudioItem(str(resolved), caption, genre, start, end, split, given)
 
 
+def check_root(root: str | Path) -> None:
+    """Raise :class:`DataSourceError` naming ``data.init_args.root`` unless it is a folder."""
+    if not Path(root).is_dir():
+        raise DataSourceError(
+            f"Data root {root} (data.init_args.root) does not exist or is not a directory; point it at a folder "
+            "that holds one subfolder of audio files per genre."
+        )
+
+
+def caption_sidecar(audio: Path) -> Path:
+    """The caption file of ``audio``: ``song.txt`` beside ``song.wav``, else ``song.wav.txt`` (both spellings are in
+    use). Both present with different text is an error: which caption was meant is unknown.
+
+    Raises:
+        BadItemError: both sidecars exist and differ.
+    """
+    by_stem, by_name = audio.with_suffix(".txt"), audio.with_name(audio.name + ".txt")
+    if by_stem.is_file() and by_name.is_file() and by_stem.read_bytes() != by_name.read_bytes():
+        raise BadItemError(str(audio), Reason.TWO_CAPTIONS, f"{by_stem.name} and {by_name.name}; keep one")
+    return by_stem if by_stem.is_file() or not by_name.is_file() else by_name
+
+
 def scan_genre_folders(
     root: str | Path, caption_template: str | CaptionPolicy = "{caption}", problems: list[BadItem] | None = None
 ) -> list[AudioItem]:
     """Items from ``root/<genre>/*.(wav|flac|mp3|ogg)`` (GTZAN layout).
 
-    A sidecar ``<file>.txt`` beside an audio file is its caption (``{caption}`` in the template); without one the
+    A sidecar ``song.txt`` or ``song.wav.txt`` beside ``song.wav`` is its caption (:func:`caption_sidecar`;
+    ``{caption}`` in the template); without one the
     caption comes from the policy's fallback. In lenient mode, files with other extensions are reported as an
     unsupported format (text companions such as ``.txt`` and ``.json`` are not).
     """
     root = Path(root)
     captions = as_policy(caption_template)
     sink = ProblemSink(problems)
-    if not root.is_dir():
-        raise DataSourceError(
-            f"Data root {root} (data.init_args.root) does not exist or is not a directory; point it at a folder "
-            "that holds one subfolder of audio files per genre."
-        )
+    check_root(root)
     items: list[AudioItem] = []
     found_any = False
     for genre_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
@@ -161,7 +181,7 @@ def scan_genre_folders(
                 continue
             found_any = True
             try:
-                sidecar = path.with_suffix(".txt")
+                sidecar = caption_sidecar(path)
                 try:
                     given = sidecar.read_text(encoding="utf-8").strip() if sidecar.is_file() else ""
                 except UnicodeDecodeError:
@@ -270,10 +290,13 @@ def read_manifest(
     return read_csv_manifest(manifest, caption_template, problems)
 
 
-def write_manifest(path: str | Path, items: Iterable[AudioItem]) -> Path:
-    """Write items as a CSV manifest (given captions, absolute paths) that :func:`read_csv_manifest` reads back.
+def write_manifest(path: str | Path, items: Iterable[AudioItem], files: bool = True) -> Path:
+    """Write items as a CSV manifest (given captions) that :func:`read_csv_manifest` reads back.
 
-    The file appears only when complete.
+    With ``files`` (items read from files), paths are written absolute: a manifest resolves relative paths against
+    its own folder, so a path relative to the current folder (``prepare --root data``) would name nothing once read
+    back. Items that are not files (dataset rows, stream samples) keep their names. The file appears only when
+    complete.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -283,7 +306,7 @@ def write_manifest(path: str | Path, items: Iterable[AudioItem]) -> Path:
     for item in items:
         writer.writerow(
             {
-                "path": item.path,
+                "path": os.path.abspath(item.path) if files else item.path,
                 "caption": item.given_caption,
                 "genre": item.genre,
                 "start": item.start if item.start else "",

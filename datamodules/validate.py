@@ -136,7 +136,7 @@ def write_validation(report: ValidationReport, output: str | Path, source: DataS
     output.mkdir(parents=True, exist_ok=True)
     file_backed = isinstance(source, (FolderSource, ManifestSource))
     manifest = write_manifest(output / ("manifest.clean.csv" if file_backed else "items.clean.csv"),
-                              [item for item, _ in report.good])
+                              [item for item, _ in report.good], files=file_backed)
     bad_path = output / "bad_items.csv"
     with bad_path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)

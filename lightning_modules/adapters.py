@@ -17,9 +17,11 @@ from __future__ import annotations
 import warnings
 
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 
 from lightning_modules.adapter_files import AdapterError, AdapterFile
 from lightning_modules.adapter_sites import TEXT_ENCODER_SITE
+from lightning_modules.base_identity import base_fingerprint, fingerprint_mismatch
 from lightning_modules.backbone import Backbone
 from lightning_modules.lora import quiet_diffusers
 from lightning_modules.peft_files import fuse_peft_adapters, load_peft_adapter, mix_peft_adapters
@@ -75,6 +77,33 @@ def check_adapter_fits(backbone: Backbone, adapter: AdapterFile, base: str) -> N
     )
 
 
+def check_same_base(backbone: Backbone, adapters: list[AdapterFile], base: str, allow_other_base: bool) -> None:
+    """Refuse (or, with ``allow_other_base``, warn about) adapters whose recorded base fingerprint differs from the
+    loaded base's: same architecture, other weights (:mod:`lightning_modules.base_identity`). Adapters that record
+    no fingerprint (plain diffusers LoRAs, older runs) are not checked.
+
+    Raises:
+        AdapterError: naming the adapter, the base it records and the base loaded now.
+    """
+    recorded = [a for a in adapters if isinstance(a.info.get("base_fingerprint"), dict)]
+    if not recorded:
+        return
+    current = base_fingerprint(backbone.adapter_sites())
+    for adapter in recorded:
+        if not fingerprint_mismatch(adapter.info, current):
+            continue
+        message = (
+            f"Adapter {adapter.spec.name!r} ({adapter.spec.directory}) was trained on another base: its "
+            f"adapter_info.json records {adapter.info.get('base_model')!r} (weights fingerprint "
+            f"{adapter.info['base_fingerprint']['value'][:12]}), but {base!r} has fingerprint {current['value'][:12]}. "
+            "The shapes match, so it would load, but its effect on this base was never measured."
+        )
+        if not allow_other_base:
+            raise AdapterError(message + " Use the base it was trained on (--base), or pass --allow-other-base to "
+                               "apply it anyway.")
+        rank_zero_warn(message + " Applied anyway (--allow-other-base).")
+
+
 def _load_unet_part(unet: torch.nn.Module, adapter: AdapterFile) -> None:
     spec = adapter.spec
     try:
@@ -102,7 +131,7 @@ def _load_text_encoder_part(text_encoder: torch.nn.Module, adapter: AdapterFile)
         ) from error
 
 
-def load_adapters(backbone: Backbone, adapters: list[AdapterFile], base: str) -> None:
+def load_adapters(backbone: Backbone, adapters: list[AdapterFile], base: str, allow_other_base: bool = False) -> None:
     """Load adapters (read by ``adapter_files.read_adapter``) into the backbone under their names, at their weights.
 
     Each adapter goes into the sites it holds (the UNet, the text encoder or both). All adapters are checked
@@ -111,7 +140,8 @@ def load_adapters(backbone: Backbone, adapters: list[AdapterFile], base: str) ->
     trained; 0.0: off).
 
     Raises:
-        AdapterError: an adapter for another base, a name already loaded, or a load that diffusers or peft refuses.
+        AdapterError: an adapter for another base (other shapes; or other weights, unless ``allow_other_base``), a
+            name already loaded, or a load that diffusers or peft refuses.
     """
     if not adapters:
         return
@@ -125,6 +155,7 @@ def load_adapters(backbone: Backbone, adapters: list[AdapterFile], base: str) ->
             raise AdapterError(f"Adapter {adapter.spec.name!r} has a text-encoder part, but the {backbone.kind} "
                                "backbone has no text-encoder site.")
         check_adapter_fits(backbone, adapter, base)
+    check_same_base(backbone, adapters, base, allow_other_base)
     on_unet = [a for a in adapters if a.shapes]
     on_text_encoder = [a for a in adapters if a.text_encoder_shapes]
     for adapter in on_unet:

@@ -33,6 +33,8 @@ import torch
 from diffusers import SchedulerMixin
 from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 
+from lightning_modules.quiet_loading import quiet_weight_loading
+
 Conditioning = dict[str, torch.Tensor]
 """The UNet's conditioning for a batch: keyword name -> tensor with the batch as its first dimension."""
 
@@ -240,9 +242,11 @@ def load_backbone(pretrained_model: str, revision: str | None = None) -> Backbon
     if local.exists():
         if not local.is_dir():
             raise ModelLoadError(f"Base model {pretrained_model!r} is a file; give a diffusers model directory.")
-        return backbone_class(_pipeline_class_of(local)).load(str(local), revision, local)
+        with quiet_weight_loading():
+            return backbone_class(_pipeline_class_of(local)).load(str(local), revision, local)
     if pretrained_model.startswith((".", "/", "~")) or pretrained_model.count("/") != 1:
         raise ModelLoadError(
             f"Base model {pretrained_model!r} is neither an existing directory nor a hub id of the form owner/name."
         )
-    return backbone_class(DEFAULT_PIPELINE).load(pretrained_model, revision, None)
+    with quiet_weight_loading():
+        return backbone_class(DEFAULT_PIPELINE).load(pretrained_model, revision, None)

@@ -19,6 +19,7 @@ import yaml
 
 from datamodules.manifest import DataSourceError, read_csv_manifest, scan_genre_folders
 from lightning_modules.adapter_files import ADAPTER_WEIGHTS, TEXT_ENCODER_FOLDER
+from metrics.comparison import row_label
 
 CARD_FILE = "README.md"
 BASE_TAGS = ["diffusers", "audioldm", "text-to-audio", "music", "audioldm-lora"]
@@ -78,7 +79,8 @@ def _rows(metrics: dict[str, Any]) -> dict[str, dict[str, Any]]:
             label = next((str(row[k]) for k in ("set", "name", "genre", "system") if k in row), str(index))
             named[label] = row
         table = named
-    nested = {str(k): v for k, v in table.items() if isinstance(v, dict)}
+    nested = {row_label(str(k), v) if isinstance(v.get("reference_set"), str) else str(k): v
+              for k, v in table.items() if isinstance(v, dict)}
     if nested:
         return {name: _flatten(row) for name, row in nested.items()}
     return {"all": _flatten(table)}
@@ -168,7 +170,7 @@ def _training_rows(info: dict[str, Any]) -> list[str]:
     if info.get("rank") and info.get("alpha"):
         scale = f"{info['alpha'] / (math.sqrt(info['rank']) if info.get('use_rslora') else info['rank']):g}"
     facts = [
-        ("base model", info.get("base_model")),
+        ("base model", _published_base(info)),
         ("rank", info.get("rank")),
         ("alpha", info.get("alpha")),
         ("update scale (alpha / rank; / sqrt(rank) with rsLoRA)", scale),
@@ -178,7 +180,9 @@ def _training_rows(info: dict[str, Any]) -> list[str]:
         ("trainable parameters", f"{info['trainable_parameters']:,}" if info.get("trainable_parameters") else None),
         ("optimizer steps", info.get("global_step")),
         ("genres", _listed(info.get("genres"))),
-        ("training data", data.get("manifest") or data.get("root")),
+        # The folder's name only: a card is published, and a local path says nothing to its readers.
+        ("training data", Path(str(data.get("manifest") or data.get("root"))).name or None
+         if data.get("manifest") or data.get("root") else None),
         ("data size", data_size(info)),
         ("clip duration (s)", data.get("duration")),
         ("batch size", data.get("batch_size")),
@@ -191,6 +195,16 @@ def _training_rows(info: dict[str, Any]) -> list[str]:
     lines = ["| setting | value |", "|---|---|"]
     lines += [f"| {name} | {value} |" for name, value in facts if value not in (None, "")]
     return lines
+
+
+def _published_base(info: dict[str, Any]) -> str | None:
+    """The base as a card may print it: the hub id, or "a local model" with its weights fingerprint (a local
+    path means nothing to the card's readers)."""
+    base = info.get("base_model")
+    if base is None or is_hub_id(base):
+        return base
+    fingerprint = (info.get("base_fingerprint") or {}).get("value")
+    return "a local model" + (f" (weights fingerprint `{fingerprint[:12]}`)" if fingerprint else "")
 
 
 def _sites(info: dict[str, Any]) -> list[str]:
@@ -234,6 +248,8 @@ def adapter_card(
         repo_id: where the adapter will live on the Hub (used in the usage snippet).
     """
     base = base_model or info.get("base_model") or "cvssp/audioldm-s-full-v2"
+    if not is_hub_id(base):
+        base = "path/to/the/base"  # a local folder's path is the author's, not the reader's
     genres = list(info.get("genres") or [])
     tags = [*BASE_TAGS, "lora", *_genre_tags(genres)]
     prompt = f"{genres[0].replace('_', ' ')} music" if genres else "hip hop music, boom bap"
@@ -241,14 +257,16 @@ def adapter_card(
     sites = _sites(info)
     title = f"{', '.join(genres)} LoRA for AudioLDM" if genres else "LoRA adapter for AudioLDM"
     note = [] if is_hub_id(base) else [
-        f"The base was the local folder `{base}`; give its hub id with `--base-model` so the Hub links it.", ""
+        f"The base was {_published_base(info) or 'a local model'}; give its hub id with `--base-model` so the Hub "
+        "links it.", ""
     ]
     lines = [
         front_matter(base, license, tags, relation="adapter"),
         f"# {title}",
         "",
         (
-            f"A LoRA adapter for the {' and the '.join(SITE_NAMES[site] for site in sites)} of [{base}]({'https://huggingface.co/' + base if is_hub_id(base) else base}), "
+            f"A LoRA adapter for the {' and the '.join(SITE_NAMES[site] for site in sites)} of "
+            f"{f'[{base}](https://huggingface.co/{base})' if is_hub_id(base) else _published_base(info) or 'a local model'}, "
             "fine-tuned with audioldm-lora on genre-labelled music "
             "(method: Kim et al., *Enhancing Diffusion-Based Music Generation Performance with LoRA*, 2025)."
         ),

@@ -39,6 +39,7 @@ from lightning_modules.prior_steps import PriorPreservationSteps
 from lightning_modules.resume_state import TrainableStateCheckpointing, training_random_stream
 from lightning_modules.sampler import generate, seeded_generators
 from lightning_modules.sampling_settings import SamplingSettings
+from lightning_modules.base_identity import base_fingerprint, base_reference
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 LrSchedule = Literal["constant", "linear", "cosine", "cosine_with_restarts", "polynomial"]
@@ -174,6 +175,7 @@ class AudioLDMLoRA(PriorPreservationSteps, TrainableStateCheckpointing):
                              "model.init_args.text_encoder_lora_targets (e.g. WqWv) or drop text_encoder_dropout.")
         check_prior_settings(prior_prompts, prior_samples_per_prompt, prior_loss_weight, prior_target)
         self.backbone = self.load_backbone(pretrained_model, revision)
+        self.base_fingerprint = base_fingerprint(self.backbone.adapter_sites())  # before dtype casts and adapters
         self.backbone.channels_last = channels_last
         # The components are registered under their own names, so checkpoint keys read ``unet.…`` and moving the
         # LightningModule moves the backbone's modules (``Module.to`` works in place).
@@ -182,6 +184,10 @@ class AudioLDMLoRA(PriorPreservationSteps, TrainableStateCheckpointing):
         self.scheduler = self.backbone.scheduler
         self.objective = DiffusionObjective.for_scheduler(self.backbone.scheduler, noise_offset, snr_gamma)
         self.sampling = SamplingSettings(num_inference_steps, guidance_scale, sample_scheduler, sample_duration)
+        try:
+            self.backbone.check_duration(sample_duration)
+        except ValueError as error:  # checked here, not at the first sample: a bad value must not cost a run
+            raise ValueError(f"model.init_args.sample_duration: {error}") from None
         frozen = DTYPES[frozen_dtype]
         for module in self.backbone.named_modules().values():
             module.requires_grad_(False)  # attach_adapters makes the LoRA weights, and only them, trainable
@@ -382,8 +388,7 @@ class AudioLDMLoRA(PriorPreservationSteps, TrainableStateCheckpointing):
         sites = describe_sites(self.backbone, self.site_configs, self.lora_configs)
         unet = sites.get(UNET_SITE, {})
         info = {
-            "base_model": self.hparams.pretrained_model,
-            "revision": self.hparams.revision,
+            **base_reference(self.hparams.pretrained_model, self.hparams.revision, self.base_fingerprint),
             "backbone": self.backbone.kind,
             **{key: value for key, value in unet.items() if key not in ("targets", "trainable_parameters")},
             "sites": sites,

@@ -13,6 +13,7 @@ import numpy as np
 
 from metrics.blockwise import DEFAULT_BLOCK_SIZE
 from metrics.clap import ClapConvention
+from metrics.comparison import compared_with_itself, row_label
 from metrics.genre_scores import GenreScores, LabelledEmbeddings
 
 
@@ -72,13 +73,15 @@ def render_markdown(report: dict, title: str = "Evaluation") -> str:
         "|---|---:|---:|---:|---:|---:|",
     ]
     for name, row in report["rows"].items():
-        reference = f"{row['n_reference']}" + ("" if row["reference_set"] == name else f" ({row['reference_set']})")
+        reference = f"{row['n_reference']}"
         clap = _fmt(row["clap_score"]) + (f" (n={row['clap_pairs']})" if row["clap_score"] is not None else "")
         lines.append(
-            f"| {name} | {row['n_generated']} | {reference} | {clap} | {_fmt(row['kad'])} | {_fmt(row['fad'])} |"
+            f"| {row_label(name, row)} | {row['n_generated']} | {reference} | {clap} | {_fmt(row['kad'])} | {_fmt(row['fad'])} |"
         )
     notes = [f"- {name}: {row['note']}" for name, row in report["rows"].items() if row.get("note")]
     notes += [f"- {note}" for note in report.get("notes", [])]
+    notes += [f"- {name}: no reference clip of this genre; compared with all {row['n_reference']} reference clips"
+              for name, row in report["rows"].items() if not compared_with_itself(name, row)]
     if notes:
         lines += ["", "Notes:", *notes]
     return "\n".join(lines) + "\n"

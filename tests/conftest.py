@@ -24,9 +24,10 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Three synthetic genres, four 2-second clips each."""
+    """Three synthetic genres, five 2-second clips each (per genre: 3 train, 1 val, 1 test file with the default
+    fractions)."""
     return write_synthetic_dataset(
-        tmp_path_factory.mktemp("data") / "genres", genres=["boom_bap", "gugak", "chiptune"], clips_per_genre=4
+        tmp_path_factory.mktemp("data") / "genres", genres=["boom_bap", "gugak", "chiptune"], clips_per_genre=5
     )
 
 

@@ -109,7 +109,7 @@ def test_test_command_writes_the_paper_table(csv_run, tiny_model_dir: Path, synt
     trainer, module, _, evaluation, _ = csv_run
     trainer.test(module, datamodule=make_data(synthetic_root))
     table = (Path(trainer.log_dir) / "evaluation" / "test.md").read_text()
-    assert "| genre | clips | KAD base | KAD LoRA | KAD delta | FAD base | FAD LoRA | FAD delta |" in table
+    assert "| genre | clips | ref clips | KAD base | KAD LoRA | KAD delta | FAD base | FAD LoRA | FAD delta |" in table
     assert "| all | 6 |" in table
     assert trainer.callback_metrics["test/kad"].isfinite()
 

@@ -43,12 +43,19 @@ def test_misspelt_config_key_is_named() -> None:
     assert "lora_rnak" in result.stderr
 
 
-def test_validate_test_and_predict(tiny_model_dir: Path, synthetic_root: Path, tmp_path: Path) -> None:
-    cli = build_cli(tiny_args("validate", tiny_model_dir, synthetic_root, tmp_path))
+def test_validate_test_and_predict(tiny_model_dir: Path, synthetic_root: Path, tmp_path: Path,
+                                   tiny_checkpoint_at_10: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cli = build_cli(tiny_args("validate", tiny_model_dir, synthetic_root, tmp_path, "--ckpt_path=base"))
     assert cli.trainer.callback_metrics["val/loss"].isfinite()
-    cli = build_cli(tiny_args("test", tiny_model_dir, synthetic_root, tmp_path))
-    assert cli.trainer.callback_metrics["test/loss"].isfinite()
-    cli = build_cli(tiny_args("predict", tiny_model_dir, synthetic_root, tmp_path,
+    assert "lightning validate: the base model (--ckpt_path base" in capsys.readouterr().err
+    ckpt = f"--ckpt_path={tiny_checkpoint_at_10}"
+    cli = build_cli(tiny_args("validate", tiny_model_dir, synthetic_root, tmp_path, ckpt))
+    val_loss = float(cli.trainer.callback_metrics["val/loss"])
+    cli = build_cli(tiny_args("test", tiny_model_dir, synthetic_root, tmp_path, ckpt))
+    test_loss = float(cli.trainer.callback_metrics["test/loss"])
+    assert f"lightning test: the adapter of checkpoint {tiny_checkpoint_at_10}" in capsys.readouterr().err
+    assert test_loss != val_loss  # the held-out test files, not a copy of validation (they were equal before)
+    cli = build_cli(tiny_args("predict", tiny_model_dir, synthetic_root, tmp_path, ckpt,
                         "--model.init_args.num_inference_steps=3", "--model.init_args.sample_duration=0.64",
                         "--data.init_args.predict_prompts=[boom bap music, gugak music]",
                         "--data.init_args.predict_seeds_per_prompt=2", "--data.init_args.predict_seed=10"))
@@ -62,6 +69,7 @@ def test_validate_test_and_predict(tiny_model_dir: Path, synthetic_root: Path, t
     assert info.samplerate == 16000 and info.frames == 10240
     sidecar = json.loads(wavs[2].with_suffix(".json").read_text())
     assert sidecar["prompt"] == "gugak music" and sidecar["seed"] == 12 and sidecar["num_inference_steps"] == 3
+    assert sidecar["checkpoint"] == str(tiny_checkpoint_at_10)  # which weights made the clip
 
 
 @pytest.mark.parametrize(

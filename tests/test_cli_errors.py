@@ -32,6 +32,8 @@ def test_a_misspelt_key_names_the_key(capsys, tiny_model_dir: Path, synthetic_ro
     code, err = run(capsys, tiny_args("fit", tiny_model_dir, synthetic_root, tmp_path, "--model.init_args.lora_rnk=3"))
     assert code == 2
     assert "Option 'lora_rnk' is not accepted" in err and "audioldm_demo.TinyAudioLDMLoRA" in err
+    # The closest key, and a help command that lists it (`fit --help` lists no init_args of a subclass).
+    assert "did you mean lora_rank?" in err and "--model.help audioldm_demo.TinyAudioLDMLoRA` lists every key" in err
     assert_concise(err)
 
 
@@ -43,6 +45,10 @@ def test_a_misspelt_key_names_the_key(capsys, tiny_model_dir: Path, synthetic_ro
          "model.init_args.text_encoder_lora_targets: Unknown LoRA target preset 'Wk' for the text_encoder"),
         ("--model.init_args.lora_targets=none", "No adapter site is configured: model.init_args.lora_targets is none"),
         ("--model.init_args.caption_dropout=1.5", "caption_dropout must be in [0, 1), got 1.5"),
+        ("--model.init_args.sample_duration=-2", "model.init_args.sample_duration: duration must be a positive"),
+        ("--model.init_args.sample_duration=4.01", "model.init_args.sample_duration: "),
+        ("--data.init_args.duration=-1", "data.init_args.duration must be positive, got -1.0"),
+        ("--data.init_args.test_fraction=0.95", "data.init_args.val_fraction + test_fraction must be below 1"),
         ("--model.init_args.prior_prompts=[]", "prior_prompts must be a non-empty list"),
     ],
 )
@@ -81,3 +87,38 @@ def test_the_debug_switch_shows_the_original_error(monkeypatch, tiny_model_dir: 
     while cause.__cause__ is not None:
         cause = cause.__cause__
     assert isinstance(cause, ModelLoadError)
+
+
+@pytest.mark.parametrize("command", ["validate", "test", "predict"])
+def test_scoring_without_a_checkpoint_is_refused_not_silent(capsys, tiny_model_dir: Path, synthetic_root: Path,
+                                                             tmp_path: Path, command: str) -> None:
+    """Without --ckpt_path the untrained adapter (the base model) would be scored with exit 0."""
+    code, err = run(capsys, tiny_args(command, tiny_model_dir, synthetic_root, tmp_path))
+    assert code == 2 and f"`lightning {command}` needs --ckpt_path" in err and "--ckpt_path base" in err
+    assert_concise(err)
+    assert not list(tmp_path.rglob("*.csv")) and not list(tmp_path.rglob("*.wav"))  # nothing ran, nothing logged
+
+
+def test_a_path_that_is_no_lightning_checkpoint_is_named(capsys, tiny_model_dir: Path, synthetic_root: Path,
+                                                        tmp_path: Path) -> None:
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "pytorch_lora_weights.safetensors").write_bytes(b"{}")
+    text = tmp_path / "notes.ckpt"
+    text.write_text("not a checkpoint")
+    cases = [
+        (adapter, "is an adapter folder, not a Lightning checkpoint"),
+        (adapter / "pytorch_lora_weights.safetensors", "is a .safetensors weights file"),
+        (tmp_path / "missing.ckpt", "does not exist"),
+        (text, "is not a PyTorch checkpoint"),
+    ]
+    for path, expected in cases:
+        code, err = run(capsys, tiny_args("test", tiny_model_dir, synthetic_root, tmp_path, f"--ckpt_path={path}"))
+        assert code == 2 and f"--ckpt_path {path} {expected}" in err, err
+        assert "weights_only" not in err  # torch's unpickling advice is the opposite of the untrusted-files rule
+        assert_concise(err)
+
+
+def test_base_is_never_a_resume_point(capsys, tiny_model_dir: Path, synthetic_root: Path, tmp_path: Path) -> None:
+    code, err = run(capsys, tiny_args("fit", tiny_model_dir, synthetic_root, tmp_path, "--ckpt_path=base"))
+    assert code == 2 and "--ckpt_path base is for validate/test/predict" in err

@@ -187,3 +187,22 @@ def test_generate_mixes_a_unet_adapter_with_a_text_encoder_adapter(
     reference = pipe(["jazz music"] * 2, generator=seeded_generators([4, 5]), **settings).audios
     assert (reference - unet_only).abs().max() > 1e-3  # the text-encoder part matters
     assert (written - reference.clamp(-1, 1)).abs().max() < 5e-5
+
+
+def test_a_generated_folder_is_an_evaluation_input_as_written(tiny_model_dir: Path, synthetic_root: Path,
+                                                              tmp_path: Path) -> None:
+    """`evaluate --generated` reads the prompts from the sidecars or from generation.json, no hand-written file."""
+    from audioldm_lora.commands import evaluate as evaluate_command
+    from metrics.clip_labels import discover_clips, label_clips
+
+    out = tmp_path / "clips"
+    assert generate_command.main(["--base", str(tiny_model_dir), "--prompt", "jazz music", "--prompt", "lofi beat",
+                                  "--per-prompt", "2", "--out", str(out), *FAST]) == 0
+    expected = ["jazz music", "jazz music", "lofi beat", "lofi beat"]
+    clips = discover_clips(out, "generated")
+    assert [c.prompt for c in label_clips(clips)] == expected
+    assert [c.prompt for c in label_clips(clips, prompts=out / "generation.json")] == expected
+    assert evaluate_command.main(["--generated", str(out), "--prompts", str(out / "generation.json"), "--reference",
+                                  str(synthetic_root), "--embedder", "mel-stats", "--out", str(tmp_path / "ev"),
+                                  "--progress", "false", "--no-cache"]) == 0
+    assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["generated"]["clips"] == 4

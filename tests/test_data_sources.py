@@ -33,16 +33,16 @@ def check_batch(batch: dict, size: int, duration: float = 0.64) -> None:
 
 
 def test_folder_and_manifests_give_the_same_samples(synthetic_root: Path, tmp_path: Path) -> None:
-    folder = GenreAudioDataModule(root=str(synthetic_root), duration=0.64, val_fraction=0.0, batch_size=3)
+    folder = GenreAudioDataModule(root=str(synthetic_root), duration=0.64, val_fraction=0.0, test_fraction=0.0, batch_size=3)
     check_batch(first_batch(folder), 3)
-    csv_dm = GenreAudioDataModule(manifest=str(synthetic_root / "manifest.csv"), duration=0.64, val_fraction=0.0,
+    csv_dm = GenreAudioDataModule(manifest=str(synthetic_root / "manifest.csv"), duration=0.64, val_fraction=0.0, test_fraction=0.0,
                                   batch_size=3)
     check_batch(first_batch(csv_dm), 3)
     jsonl = tmp_path / "manifest.jsonl"
     rows = [{"path": str(synthetic_root / "gugak" / f"gugak_{i:03d}.wav"), "caption": f"court music {i}", "genre": "gugak",
              "start": 0.5, "end": 1.5, "split": "val" if i == 3 else None, "id": i} for i in range(4)]
     jsonl.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    dm = GenreAudioDataModule(manifest=str(jsonl), duration=0.64, batch_size=3, val_fraction=0.0)
+    dm = GenreAudioDataModule(manifest=str(jsonl), duration=0.64, batch_size=3, val_fraction=0.0, test_fraction=0.0)
     batch = first_batch(dm)
     check_batch(batch, 3)
     assert all(0.5 <= o <= 1.5 - 0.64 + 1e-6 for o in batch["offset"].tolist())  # crops stay inside the segment
@@ -78,18 +78,18 @@ def test_saved_hugging_face_dataset(tmp_path: Path) -> None:
 
 
 def test_webdataset_shards_from_a_brace_pattern(tmp_path: Path) -> None:
-    keys = write_shards(tmp_path / "shards", shards=2, per_shard=5)
+    keys = write_shards(tmp_path / "shards", shards=2, per_shard=8)
     pattern = str(tmp_path / "shards" / "train-{000..001}.tar")
-    dm = GenreAudioDataModule(shards=pattern, duration=0.64, batch_size=2, val_fraction=0.3, split_seed=1)
+    dm = GenreAudioDataModule(shards=pattern, duration=0.64, batch_size=2, val_fraction=0.2, test_fraction=0.2,
+                              split_seed=5)  # a seed whose key hashes put every genre in training (not stratified)
     dm.setup("fit")
-    train = [p for b in dm.train_dataloader() for p in b["path"]]
-    val = [p for b in dm.val_dataloader() for p in b["path"]]
     check_batch(next(iter(dm.train_dataloader())), 2)
-    train_keys = {p.split("#")[1].split(".")[0] for p in train}
-    val_keys = {p.split("#")[1].split(".")[0] for p in val}
-    assert val_keys and not train_keys & val_keys  # split by key: no clip in both
-    assert train_keys | val_keys <= set(keys)
-    assert len(val_keys) + sum(dm._datasets["train"].stream.counts().values()) == len(keys) == 10
+    train_keys, val_keys, test_keys = ({p.split("#")[1].split(".")[0] for b in loader for p in b["path"]}
+                                       for loader in (dm.train_dataloader(), dm.val_dataloader(), dm.test_dataloader()))
+    assert val_keys and test_keys  # split by key: no clip on two sides, every clip on one
+    assert not train_keys & val_keys and not train_keys & test_keys and not val_keys & test_keys
+    assert train_keys | val_keys | test_keys <= set(keys)
+    assert len(val_keys) + len(test_keys) + sum(dm._datasets["train"].stream.counts().values()) == len(keys) == 16
     assert dm.genres == sorted(GENRES)
     with pytest.raises(DataSourceError, match=r"shard\(s\) do not exist"):
         GenreAudioDataModule(shards=str(tmp_path / "nope-{0..1}.tar")).setup("fit")
@@ -116,14 +116,14 @@ def test_genre_balancing(synthetic_root: Path, tmp_path: Path) -> None:
     shutil.copytree(synthetic_root, root)
     for extra in ("gugak_001", "gugak_002", "gugak_003"):
         (root / "gugak" / f"{extra}.wav").unlink()
-    dm = GenreAudioDataModule(root=str(root), duration=0.64, val_fraction=0.0, batch_size=3, balance_genres=True)
+    dm = GenreAudioDataModule(root=str(root), duration=0.64, val_fraction=0.0, test_fraction=0.0, batch_size=3, balance_genres=True)
     dm.setup("fit")
     loader = dm.train_dataloader()
-    assert isinstance(loader.sampler, EpochSampler) and len(loader.sampler) == 12
+    assert isinstance(loader.sampler, EpochSampler) and len(loader.sampler) == 15
     seen = [g for b in loader for g in b["genre"]]
-    assert seen.count("gugak") == seen.count("boom_bap") == 4
-    streamed = GenreAudioDataModule(root=str(root), duration=0.64, val_fraction=0.0, batch_size=3,
+    assert seen.count("gugak") == seen.count("boom_bap") == 5
+    streamed = GenreAudioDataModule(root=str(root), duration=0.64, val_fraction=0.0, test_fraction=0.0, batch_size=3,
                                     balance_genres=True, streaming=True)
     streamed.setup("fit")
     seen = [g for b in streamed.train_dataloader() for g in b["genre"]]
-    assert seen.count("gugak") == seen.count("chiptune") == 4
+    assert seen.count("gugak") == seen.count("chiptune") == 5

@@ -44,7 +44,7 @@ def test_uneven_items_are_padded_so_ranks_stay_in_step() -> None:
 
 def test_shards_once_over_two_workers_and_two_ranks(tmp_path: Path) -> None:
     keys = write_shards(tmp_path / "even", shards=4, per_shard=3, duration=0.8)
-    dm = GenreAudioDataModule(shards=str(tmp_path / "even" / "train-{000..003}.tar"), duration=0.64, val_fraction=0.0)
+    dm = GenreAudioDataModule(shards=str(tmp_path / "even" / "train-{000..003}.tar"), duration=0.64, val_fraction=0.0, test_fraction=0.0)
     dm.setup("fit")
     per_rank = ranks(dm)
     every = [p.split("#")[1].split(".")[0] for rank in per_rank for p in rank]
@@ -54,7 +54,7 @@ def test_shards_once_over_two_workers_and_two_ranks(tmp_path: Path) -> None:
 
 def test_one_shard_is_split_by_sample(tmp_path: Path) -> None:
     keys = write_shards(tmp_path / "one", shards=1, per_shard=8, duration=0.8)
-    dm = GenreAudioDataModule(shards=str(tmp_path / "one" / "train-000.tar"), duration=0.64, val_fraction=0.0)
+    dm = GenreAudioDataModule(shards=str(tmp_path / "one" / "train-000.tar"), duration=0.64, val_fraction=0.0, test_fraction=0.0)
     dm.setup("fit")
     every = [p.split("#")[1].split(".")[0] for rank in ranks(dm) for p in rank]
     assert sorted(every) == sorted(keys)
@@ -62,7 +62,7 @@ def test_one_shard_is_split_by_sample(tmp_path: Path) -> None:
 
 def test_uneven_shards_pad_the_lighter_rank(tmp_path: Path) -> None:
     keys = write_shards(tmp_path / "odd", shards=3, per_shard=3, duration=0.8)
-    dm = GenreAudioDataModule(shards=str(tmp_path / "odd" / "train-{000..002}.tar"), duration=0.64, val_fraction=0.0)
+    dm = GenreAudioDataModule(shards=str(tmp_path / "odd" / "train-{000..002}.tar"), duration=0.64, val_fraction=0.0, test_fraction=0.0)
     dm.setup("fit")
     counts = dm._datasets["train"].stream.counts()
     plans = [plan_shards(sorted(counts), Consumer(r, 2, w, 2), 3, 0, True, counts) for r in range(2) for w in range(2)]

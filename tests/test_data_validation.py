@@ -58,21 +58,21 @@ FOLDER_REASONS = {
 
 def test_prepare_reports_every_bad_file_with_its_reason(broken_folder: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "prepared"
-    assert prepare(["--root", str(broken_folder), "--output", str(out)]) == 0
+    assert prepare(["--root", str(broken_folder), "--out", str(out)]) == 0
     reasons = {Path(source).name: reason for source, reason in bad_reasons(out).items()}
     assert reasons == {name: reason.value for name, reason in FOLDER_REASONS.items()}
     printed = capsys.readouterr().out
     assert all(f"{name}: {reason.value}" in printed for name, reason in FOLDER_REASONS.items())
     with (out / "manifest.clean.csv").open(newline="") as handle:
         clean = [row["path"] for row in csv.DictReader(handle)]
-    assert len(clean) == 12 and not any(Path(p).name in FOLDER_REASONS for p in clean)
+    assert len(clean) == 15 and not any(Path(p).name in FOLDER_REASONS for p in clean)
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["items"] == 12 and summary["bad_items"] == 7
-    assert summary["genres"]["gugak"]["items"] == 4 and summary["genres"]["gugak"]["hours"] == pytest.approx(8 / 3600)
-    assert summary["sample_rates"] == {"16000": 12} and summary["channels"] == {"1": 12}
-    assert prepare(["--root", str(broken_folder), "--output", str(out), "--strict"]) == 1
+    assert summary["items"] == 15 and summary["bad_items"] == 7
+    assert summary["genres"]["gugak"]["items"] == 5 and summary["genres"]["gugak"]["hours"] == pytest.approx(10 / 3600)
+    assert summary["sample_rates"] == {"16000": 15} and summary["channels"] == {"1": 15}
+    assert prepare(["--root", str(broken_folder), "--out", str(out), "--strict"]) == 1
     # the clean manifest is a source: a second pass is clean, also under --strict
-    assert prepare(["--manifest", str(out / "manifest.clean.csv"), "--output", str(tmp_path / "again"), "--strict"]) == 0
+    assert prepare(["--manifest", str(out / "manifest.clean.csv"), "--out", str(tmp_path / "again"), "--strict"]) == 0
 
 
 def test_prepare_reports_manifest_rows(synthetic_root: Path, tmp_path: Path) -> None:
@@ -91,7 +91,7 @@ def test_prepare_reports_manifest_rows(synthetic_root: Path, tmp_path: Path) -> 
         + f"{tmp_path / 'missing.wav'},x,gugak,,,\n".encode()  # no such file
     )
     out = tmp_path / "out"
-    assert prepare(["--manifest", str(manifest), "--output", str(out), "--caption-fallback", "null",
+    assert prepare(["--manifest", str(manifest), "--out", str(out), "--caption-fallback", "null",
                     "--genres", "[gugak, boom_bap]", "--strict"]) == 1
     reasons = bad_reasons(out)
     expected = {
@@ -104,7 +104,7 @@ def test_prepare_reports_manifest_rows(synthetic_root: Path, tmp_path: Path) -> 
     assert reasons[str(good)] == Reason.UNKNOWN_GENRE.value  # the jazz row, after reading
     jsonl = tmp_path / "m.jsonl"
     jsonl.write_bytes(b'{"path": "%s", "genre": "gugak"}\n{not json\n[1, 2]\n' % str(good).encode())
-    assert prepare(["--manifest", str(jsonl), "--output", str(tmp_path / "j")]) == 0
+    assert prepare(["--manifest", str(jsonl), "--out", str(tmp_path / "j")]) == 0
     assert sorted(bad_reasons(tmp_path / "j").values()) == [Reason.MALFORMED_ROW.value] * 2
 
 
@@ -118,14 +118,14 @@ def test_prepare_reads_shards_and_a_training_config(tmp_path: Path, synthetic_ro
             info.size = len(data)
             tar.addfile(info, __import__("io").BytesIO(data))
     out = tmp_path / "out"
-    assert prepare(["--shards", str(shards / "train-{000..001}.tar"), "--output", str(out)]) == 0
+    assert prepare(["--shards", str(shards / "train-{000..001}.tar"), "--out", str(out)]) == 0
     reasons = {source.split("#")[1]: reason for source, reason in bad_reasons(out).items()}
     assert reasons == {"a": Reason.UNREADABLE.value, "b.flac": Reason.MALFORMED_ROW.value,
                        "c.wav": Reason.UNKNOWN_GENRE.value}
     assert json.loads((out / "summary.json").read_text())["items"] == 3
     config = tmp_path / "run.yaml"
     config.write_text(f"data:\n  class_path: datamodules.GenreAudioDataModule\n  init_args:\n    root: {synthetic_root}\n")
-    assert prepare(["--config", str(config), "--output", str(tmp_path / "cfg"), "--strict"]) == 0
+    assert prepare(["--config", str(config), "--out", str(tmp_path / "cfg"), "--strict"]) == 0
 
 
 def test_training_skips_and_counts_bad_items(broken_folder: Path) -> None:
@@ -163,4 +163,36 @@ def test_a_source_without_valid_items_fails_at_start(tmp_path: Path) -> None:
         tar.addfile(info, __import__("io").BytesIO(data))
     with pytest.raises(DataSourceError, match=r"No valid item in the data source \(1 tried"):
         GenreAudioDataModule(shards=str(shards / "s.tar")).setup("fit")
-    assert prepare(["--shards", str(shards / "s.tar"), "--output", str(tmp_path / "o")]) == 1
+    assert prepare(["--shards", str(shards / "s.tar"), "--out", str(tmp_path / "o")]) == 1
+
+
+def test_a_manifest_prepared_from_a_relative_root_reads_back(synthetic_root: Path, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Manifests resolve relative paths against their own folder, so `prepare --root data` must not write paths
+    relative to the current folder."""
+    shutil.copytree(synthetic_root, tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    assert prepare(["--root", "data", "--out", "prepared"]) == 0
+    clean = tmp_path / "prepared" / "manifest.clean.csv"
+    assert prepare(["--manifest", str(clean), "--out", "again", "--strict"]) == 0
+    assert json.loads((tmp_path / "again" / "summary.json").read_text())["items"] == 15
+    monkeypatch.chdir(tmp_path / "prepared")  # and from another folder, as `fit --data.init_args.manifest` reads it
+    dm = GenreAudioDataModule(manifest="manifest.clean.csv", duration=0.64)
+    dm.setup("fit")
+    assert sum(len(items) for items in dm.splits.values()) == 15 and not dm.bad_items
+
+
+def test_caption_sidecars_in_either_spelling(synthetic_root: Path, tmp_path: Path) -> None:
+    from datamodules.manifest import scan_genre_folders
+
+    root = tmp_path / "genres"
+    shutil.copytree(synthetic_root, root)
+    first, second, third = sorted((root / "gugak").glob("*.wav"))[:3]
+    first.with_suffix(".txt").write_text("by stem")
+    second.with_name(second.name + ".txt").write_text("by file name")
+    third.with_suffix(".txt").write_text("one")
+    third.with_name(third.name + ".txt").write_text("another")
+    problems: list = []
+    items = {Path(i.path).name: i.given_caption for i in scan_genre_folders(root, "{caption}", problems)}
+    assert items[first.name] == "by stem" and items[second.name] == "by file name"
+    assert third.name not in items and [p.reason for p in problems] == [Reason.TWO_CAPTIONS]

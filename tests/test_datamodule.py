@@ -71,11 +71,12 @@ def test_manifest_rows_and_errors(tmp_path: Path) -> None:
 
 
 def test_split_is_by_file_and_crops_are_right(synthetic_root: Path) -> None:
-    dm = GenreAudioDataModule(root=str(synthetic_root), duration=0.64, val_fraction=0.25, batch_size=2)
+    dm = GenreAudioDataModule(root=str(synthetic_root), duration=0.64, val_fraction=0.25, test_fraction=0.2,
+                              batch_size=2)
     dm.setup("fit")
-    train = {i.path for i in dm.splits["train"]}
-    val = {i.path for i in dm.splits["val"]}
-    assert len(val) == 3 and len(train) == 9 and not train & val
+    train, val, test = ({i.path for i in dm.splits[name]} for name in ("train", "val", "test"))
+    # Per genre of 5 files: ceil(0.25 * 5) = 2 val, ceil(0.2 * 5) = 1 test, 2 train; no file on two sides.
+    assert (len(train), len(val), len(test)) == (6, 6, 3) and not train & val and not test & (train | val)
     batch = next(iter(dm.train_dataloader()))
     assert batch["mel"].shape == (2, num_frames(0.64), 64)
     assert all(0.0 <= o <= 2.0 - 0.64 + 1e-6 for o in batch["offset"].tolist())
@@ -96,7 +97,7 @@ def test_unreadable_file_is_skipped_and_reported(synthetic_root: Path, tmp_path:
     with pytest.warns(UserWarning, match="Skipping 1 unreadable file.*broken.wav"):
         dm.setup("fit")
     assert len(dm.bad_items) == 1
-    assert sum(len(v) for k, v in dm.splits.items() if k != "test") == 12
+    assert sum(len(v) for v in dm.splits.values()) == 15
 
 
 def test_source_arguments_are_checked(tmp_path: Path) -> None:

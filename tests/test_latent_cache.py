@@ -50,7 +50,7 @@ def data(synthetic_root: Path, tmp_path: Path) -> Path:
 
 
 def module(root: Path, **kwargs) -> GenreAudioDataModule:
-    options = {"duration": 0.64, "val_fraction": 0.25, "batch_size": 2, "cache_crops_per_file": 3, **kwargs}
+    options = {"duration": 0.64, "val_fraction": 0.2, "batch_size": 2, "cache_crops_per_file": 3, **kwargs}
     return GenreAudioDataModule(root=str(root), **options)
 
 
@@ -58,18 +58,18 @@ def test_hits_misses_and_invalidation(data: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     fake = FakeEncoders()
     first = build(module(data), cache, fake)
-    assert first.items == {"train": 9, "val": 3, "test": 0} and not first.bad
-    assert first.latents_computed == 9 * 3 + 3 and first.latents_reused == 0  # 3 crops per training file
+    assert first.items == {"train": 9, "val": 3, "test": 3} and not first.bad
+    assert first.latents_computed == 9 * 3 + 3 + 3 and first.latents_reused == 0  # 3 crops per training file
     assert first.texts_computed == 3  # one caption per genre
     again = FakeEncoders()
     second = build(module(data), cache, again)
-    assert (second.latents_reused, second.latents_computed, again.audio_calls, again.text_calls) == (30, 0, 0, 0)
+    assert (second.latents_reused, second.latents_computed, again.audio_calls, again.text_calls) == (33, 0, 0, 0)
 
     # new content in one file: only its latents are recomputed (the content hash is in the key)
     edited = data / "gugak" / "gugak_001.wav"
     sf.write(edited, synthesize_clip("gugak", 2.0, seed=999), 16000, subtype="PCM_16")
     third = build(module(data), cache, FakeEncoders())
-    assert third.latents_computed in (1, 3) and third.latents_reused == 30 - third.latents_computed
+    assert third.latents_computed in (1, 3) and third.latents_reused == 33 - third.latents_computed
     # another caption policy: text embeddings miss, latents hit
     fourth = build(module(data, caption_template="{genre} music, loop"), cache, FakeEncoders())
     assert fourth.texts_computed == 3 and fourth.latents_computed == 0

@@ -52,7 +52,8 @@ def test_card_from_adapter_info_and_metrics(adapter: Path, tmp_path: Path) -> No
                 "| clip duration (s) | 1.28 |"):
         assert row in card, row
     assert "to_k, to_out.0, to_q, to_v" in card
-    assert "| data size | 8 source files (boom_bap: 4, gugak: 4; counted when this card was written) |" in card
+    assert "| data size | 10 source files (boom_bap: 5, gugak: 5; counted when this card was written) |" in card
+    assert "| training data | genres |" in card and str(adapter.parent) not in card  # no local path is published
     assert "| set | n_generated | n_reference | kad | fad | clap_score |" in card
     assert "| all | 12 | 12 | 1.2346 | 4.5000 | 0.3100 |" in card
     assert "| boom_bap | 4 | 4 | -0.5000 | 6.0000 | – |" in card
@@ -63,7 +64,8 @@ def test_card_of_a_local_base_leaves_base_model_out_of_the_front_matter(adapter:
     assert card_command.main([str(adapter)]) == 0
     card = (adapter / "README.md").read_text()
     assert "base_model" not in front_matter(card)  # the Hub refuses a local path there
-    assert f"The base was the local folder `{tiny_model_dir}`" in card
+    assert "The base was a local model; give its hub id with `--base-model`" in card
+    assert str(tiny_model_dir) not in card and 'from_pretrained("path/to/the/base")' in card  # no local path
     assert "No evaluation metrics were supplied" in card
 
 

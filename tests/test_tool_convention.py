@@ -60,6 +60,7 @@ def test_every_tool_has_the_one_shape(tool: str) -> None:
 def test_help_lists_only_dashed_flags(tool: str, capsys: pytest.CaptureFixture[str]) -> None:
     for text in help_texts(tool):
         assert not UNDERSCORE_FLAG.findall(text), text
+        assert "<function" not in text and "lambda" not in text, text  # choices print as {a,b}, not a repr
     assert tool_module(tool).main(["--help"]) == 0
     assert not UNDERSCORE_FLAG.findall(capsys.readouterr().out)
 
@@ -68,7 +69,7 @@ LEGACY = [
     ("cache", ["--config", "c.yaml"], "--batch_size", "3"),
     ("cache", ["--config", "c.yaml"], "--cache_dir", "latents"),
     ("cache", ["--config", "c.yaml"], "--crops_per_file", "2"),
-    *[("prepare", ["--output", "out"], flag, value) for flag, value in [
+    *[("prepare", ["--out", "out"], flag, value) for flag, value in [
         ("--max_listed", "7"), ("--hf_dataset", "org/set"), ("--caption_template", "{genre} music"),
         ("--caption_fallback", "null"), ("--hf_split", "train"), ("--hf_config", "small"),
         ("--audio_column", "wav"), ("--caption_column", "text"), ("--genre_column", "style"),
@@ -118,7 +119,7 @@ def bad_inputs(tmp: Path) -> list[tuple[list[str], str]]:
     return [
         (["cache", "--config", str(tmp / "missing.yaml")], "missing.yaml does not exist"),
         (["cache", "--config", "c.yaml", "--batch_size", "many"], "--batch-size"),
-        (["prepare", "--root", str(tmp / "no-data"), "--output", str(tmp / "out")], "no-data"),
+        (["prepare", "--root", str(tmp / "no-data"), "--out", str(tmp / "out")], "no-data"),
         (["generate", "--prompts", str(tmp / "blank.txt"), "--base", "x", "--out", str(tmp / "g")], "holds no prompt"),
         (["evaluate", "--generated", str(tmp / "none"), "--reference", str(tmp / "none")], "does not exist"),
         (["sweep-report", str(tmp / "no-sweep")], "no-sweep"),
@@ -228,7 +229,7 @@ def test_latent_cache_reports_progress(synthetic_root: Path, tmp_path: Path) -> 
                                     batch_size=4, progress=lambda done, total, calls=calls: calls.append((done, total)))
         count = sum(report.items.values()) + len(report.bad)
         done = [done for done, _ in calls]
-        assert done[:count] == list(range(1, count + 1)) and count == 12  # one call per record
+        assert done[:count] == list(range(1, count + 1)) and count == 15  # one call per record
         assert calls[-1] == (count, count)  # a stream's total is known at its end: one more call says so
         assert len(calls) == (count + 1 if isinstance(records, type(dm.split_records())) else count)
 
@@ -241,7 +242,7 @@ def test_validation_reports_progress(synthetic_root: Path) -> None:
     calls: list[tuple[int, int | None]] = []
     report = validate_source(make_source(CaptionPolicy("{genre} music"), SourceSettings(root=str(synthetic_root))),
                              progress=lambda done, total: calls.append((done, total)))
-    assert calls == [(done, 12) for done in range(1, 13)] and len(report.good) == 12
+    assert calls == [(done, 15) for done in range(1, 16)] and len(report.good) == 15
 
 
 def test_embedding_reports_progress(synthetic_root: Path) -> None:

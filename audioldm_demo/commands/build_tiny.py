@@ -12,7 +12,7 @@ def build_parser() -> ArgumentParser:
     parser = tool_parser("build-tiny", __doc__)
     parser.add_argument("directory", type=str, help="output directory (diffusers AudioLDM layout)")
     parser.add_argument("--seed", type=int, default=0, help="weights are identical for the same seed")
-    parser.add_argument("--overwrite", type=bool, default=False, help="replace an existing directory")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing directory")
     return parser
 
 

@@ -23,7 +23,7 @@ def build_parser() -> ArgumentParser:
                         help="output directory (diffusers AudioLDM layout plus toy_base.json)")
     parser.add_argument("--recipe", type=ToyRecipe, default=ToyRecipe(),
                         help="training recipe; changing any field is a new cache key (e.g. --recipe.seed 1)")
-    parser.add_argument("--overwrite", type=bool, default=False, help="rebuild even when the cache is up to date")
+    parser.add_argument("--overwrite", action="store_true", help="rebuild even when the cache is up to date")
     parser.add_argument("--log-every", type=int, default=100, help="log the training loss every N steps")
     return parser
 

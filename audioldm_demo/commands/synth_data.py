@@ -16,7 +16,7 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--clips-per-genre", type=int, default=8)
     parser.add_argument("--duration", type=float, default=2.0, help="seconds per clip")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--overwrite", type=bool, default=False)
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing folder")
     return parser
 
 

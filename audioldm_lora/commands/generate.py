@@ -144,7 +144,7 @@ def run(args: Namespace) -> int:
     base = resolve_base(args.base, adapters)
     out = Path(args.out).expanduser()
     check_output_directory(out, args.overwrite)
-    backbone = load_model(base, adapters, resolve_device(args.device))
+    backbone = load_model(base, adapters, resolve_device(args.device), args.allow_other_base)
     try:
         backbone.check_duration(args.duration)
     except ValueError as error:

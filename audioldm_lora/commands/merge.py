@@ -62,7 +62,7 @@ def run(args: Namespace) -> int:
     stages = 4 if args.push_to_hub else 3
     with ProgressReporter("loading", "stages", stages, enabled=args.progress, interval=0.0) as progress:
         # Fused on the CPU: in float32 wherever the base was trained, and no GPU is needed to ship an adapter.
-        backbone = load_model(base, adapters, "cpu")
+        backbone = load_model(base, adapters, "cpu", args.allow_other_base)
         progress.describe("fusing")
         progress(1)
         fuse_adapters(backbone, [a.spec.name for a in adapters])

@@ -70,7 +70,7 @@ def _build_parser() -> ArgumentParser:
     parser.add_argument("--normalize", action="store_true", help="match every clip's RMS loudness (-20 dBFS).")
     parser.add_argument("--require-play", type=bool, default=True, help="enable rating only after a clip was played.")
     parser.add_argument("--allow-no-preference", type=bool, default=True, help="offer 'no preference' on A/B pages.")
-    parser.add_argument("--force", action="store_true", help="replace an existing page folder and key.")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing page folder and key.")
     return parser
 
 
@@ -125,7 +125,7 @@ def _run_build(args: Namespace) -> int:
         normalise=args.normalize,
         require_play=args.require_play,
         allow_no_preference=args.allow_no_preference,
-        force=args.force,
+        overwrite=args.overwrite,
     )
     result = build_page(args.system, args.out, options)
     print(

@@ -25,7 +25,7 @@ def build_parser() -> ArgumentParser:
     parser = tool_parser("prepare", __doc__)
     parser.add_argument("--config", type=str | None, default=None, help="training YAML; its data section is the source")
     parser.add_argument("--set", type=list[str], default=[], help="overrides, e.g. --set+=data.init_args.root=DIR")
-    parser.add_argument("--output", type=str, required=True, help="folder for the clean manifest and the summary")
+    parser.add_argument("--out", type=str, required=True, help="folder for the clean manifest and the summary")
     parser.add_argument("--strict", action="store_true", help="exit 1 when any item is bad")
     parser.add_argument("--max-listed", type=int, default=50, help="bad items printed (all go to bad_items.csv)")
     parser.add_argument("--root", type=str | None, default=None, help="folder per genre")
@@ -66,7 +66,7 @@ def run(args: Namespace) -> int:
     source = make_source(captions, SourceSettings.from_mapping(settings))
     with ProgressReporter("validating", "items", enabled=args.progress) as progress:
         report = validate_source(source, settings.get("genres"), progress=progress)
-    paths = write_validation(report, args.output, source)
+    paths = write_validation(report, args.out, source)
     for bad in report.bad[: args.max_listed]:
         print(f"BAD {bad}")
     if len(report.bad) > args.max_listed:

@@ -57,7 +57,7 @@ class BuildOptions:
     normalise: bool = False
     require_play: bool = True
     allow_no_preference: bool = True
-    force: bool = False
+    overwrite: bool = False
 
 
 @dataclass(frozen=True)
@@ -247,14 +247,14 @@ def _write_static(stage: Path, config: dict[str, Any]) -> None:
     )
 
 
-def _check_destination(out: Path, key: Path, force: bool) -> None:
-    """Refuse to overwrite a non-empty output folder or an existing key unless ``force``; keep the key out of OUT."""
+def _check_destination(out: Path, key: Path, overwrite: bool) -> None:
+    """Refuse to overwrite a non-empty output folder or an existing key unless ``overwrite``; keep the key out of OUT."""
     if out.exists() and not out.is_dir():
         raise MosInputError(f"--out {out}: exists and is not a folder.")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise MosInputError(f"--out {out}: folder is not empty; choose another or pass --force to replace it.")
-    if key.exists() and not force:
-        raise MosInputError(f"--key {key}: file exists; choose another or pass --force to replace it.")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise MosInputError(f"--out {out}: folder is not empty; choose another or pass --overwrite to replace it.")
+    if key.exists() and not overwrite:
+        raise MosInputError(f"--key {key}: file exists; choose another or pass --overwrite to replace it.")
     resolved_out, resolved_key = out.resolve(), key.resolve()
     if resolved_out == resolved_key.parent or resolved_out in resolved_key.parents:
         raise MosInputError(
@@ -267,7 +267,7 @@ def build_page(systems: list[str], out: str | Path, options: BuildOptions | None
     options = options or BuildOptions()
     out = Path(out)
     key = Path(options.key) if options.key else default_key_path(out)
-    _check_destination(out, key, options.force)
+    _check_destination(out, key, options.overwrite)
     for name, value in (("--repeats", options.repeats), ("--anchors", options.anchors)):
         if value < 0:
             raise MosInputError(f"{name} must be 0 or more, not {value}.")

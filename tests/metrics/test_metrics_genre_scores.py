@@ -78,3 +78,35 @@ def test_a_generated_set_from_another_embedder_is_refused_at_update() -> None:
     with pytest.raises(EmbeddingError, match="reference embeddings have dimension 8 but generated embeddings have "
                                              "dimension 5"):
         scores.update(np.zeros((4, 5), dtype=np.float32), ["a"] * 4)
+
+
+def test_a_genre_scored_against_other_genres_is_marked_everywhere_and_never_logged_as_its_own() -> None:
+    """Genre "c" has no reference clip: its row compares with all 30 reference clips and every output says so."""
+    from callbacks.evaluation import GenreEvaluation
+    from lightning_modules.model_card import metrics_table
+    from metrics.comparison import compare_reports, comparison_markdown
+    from metrics.evaluation import render_markdown
+
+    reference, generated, genres, text = _sets()
+    reports = {}
+    for source, shift in (("base model", 0.0), ("LoRA", 0.1)):
+        scores = GenreScores(reference, source, sync_on_compute=False)
+        scores.update(generated + shift, genres, text)
+        reports[source] = scores.compute()
+    rows = compare_reports(reports["base model"], reports["LoRA"])
+    assert rows["c"]["reference_set"] == OVERALL and rows["c"]["n_reference"] == 30 and rows["a"]["n_reference"] == 10
+    table = comparison_markdown(rows)
+    assert "| c (vs all) | 6 | 30 |" in table and "| a | 7 | 10 |" in table and "(vs all): the reference holds" in table
+    assert "| c (vs all) |" in render_markdown(reports["LoRA"]) and "compared with all 30 reference clips" in \
+        render_markdown(reports["LoRA"])
+    assert any(line.startswith("| c (vs all) |") for line in metrics_table({"rows": reports["LoRA"]["rows"]}))
+
+    logged: dict[str, float] = {}
+
+    class Recorder:
+        def log(self, name: str, value: float) -> None:
+            logged[name] = value
+
+    GenreEvaluation(embedder="mel-stats")._log(Recorder(), "val", rows)  # type: ignore[arg-type]
+    assert "val/kad/a" in logged and "val/kad/b" in logged and "val/kad" in logged
+    assert not any(name.endswith("/c") for name in logged)  # no val/kad/c that is really "c vs everything"

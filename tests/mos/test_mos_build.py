@@ -192,7 +192,7 @@ def test_error_existing_output_and_key_inside_page(tmp_path: Path, clip_dirs: li
     assert (out / "keep.txt").read_text() == "mine"
     with pytest.raises(MosInputError, match="must not lie inside the page folder"):
         build_page(clip_dirs, tmp_path / "other", BuildOptions(key=str(tmp_path / "other" / "key.json")))
-    replaced = build_page(clip_dirs, out, BuildOptions(force=True))
+    replaced = build_page(clip_dirs, out, BuildOptions(overwrite=True))
     assert not (out / "keep.txt").exists() and (out / "index.html").is_file() and replaced.key.is_file()
 
 
