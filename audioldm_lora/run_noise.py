@@ -11,7 +11,10 @@ from __future__ import annotations
 import logging
 import warnings
 
-LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric", "pytorch_lightning")
+# The loggers that emit the tips (a logger's filter applies to its own records) and the parents that hold
+# Lightning's console handler.
+LIGHTNING_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero",
+                     "lightning.pytorch", "lightning.fabric")
 _TIP_PREFIX = "💡 Tip:"
 
 

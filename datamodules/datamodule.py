@@ -9,7 +9,6 @@ Which items each split holds is decided in ``splits``; the checks that fail a ba
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from torchdata.stateful_dataloader import StatefulDataLoader
 from datamodules.audio import AudioInfo
 from datamodules.bad_items import BadItem, BadItemError
 from datamodules.captions import CaptionPolicy
+from datamodules.clip_folder import ClipFolderError, read_prompt_lines
 from datamodules.dataset import AudioClipDataset, PromptDataset
 from datamodules.latent_cache import SplitRecord, load_cache_index
 from datamodules.latent_cache_reader import LatentCacheDataset, check_cache
@@ -43,15 +43,8 @@ from datamodules.splits import (
     NO_TEST_SPLIT, SPLIT_NAMES, check_fractions, report_splits, select_genres, shard_streams, split_by_file,
 )
 from datamodules.stream_loader import StreamLoader
-from datamodules.streaming import (
-    ItemStream,
-    ShardStream,
-    StreamingClipDataset,
-    item_records,
-)
+from datamodules.streaming import ItemStream, ShardStream, StreamingClipDataset, item_records
 from datamodules.webdataset_source import WebDatasetSource
-
-log = logging.getLogger(__name__)
 
 
 class GenreAudioDataModule(LightningDataModule):
@@ -373,10 +366,7 @@ class GenreAudioDataModule(LightningDataModule):
 
     @property
     def bad_items_seen(self) -> int:
-        """Bad items skipped while loading so far (all splits, all workers of this process): log it as a metric.
-
-        Each sample's ``skipped`` field also says how many bad items were passed over to produce it.
-        """
+        """Bad items skipped so far (all splits and workers of this process; each sample's ``skipped`` too)."""
         return sum(d.bad.seen for d in self._datasets.values() if hasattr(d, "bad"))
 
     # ------------------------------------------------------------------------------------------------ predict
@@ -385,11 +375,12 @@ class GenreAudioDataModule(LightningDataModule):
         hp = self.hparams
         if hp.predict_prompts_file:
             path = Path(hp.predict_prompts_file)
-            if not path.is_file():
-                raise DataSourceError(f"predict_prompts_file {path} does not exist.")
-            prompts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            try:
+                prompts = read_prompt_lines(path) if path.is_file() else []
+            except ClipFolderError as error:
+                raise DataSourceError(f"data.init_args.predict_prompts_file: {error}") from None
             if not prompts:
-                raise DataSourceError(f"predict_prompts_file {path} holds no prompt (one per line).")
+                raise DataSourceError(f"predict_prompts_file {path} does not exist or holds no prompt (one per line).")
             return prompts
         if hp.predict_prompts:
             return list(hp.predict_prompts)

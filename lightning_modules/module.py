@@ -379,12 +379,8 @@ class AudioLDMLoRA(PriorPreservationSteps, TrainableStateCheckpointing):
 
     # -------------------------------------------------------------------------------------------- adapters
     def adapter_info(self, step: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-        """What ``adapter_info.json`` records beside the weights.
-
-        ``sites`` lists every adapted site with its settings, target modules and trainable parameter count; the
-        UNet site's settings are also at the top level (the format adapters have always had; absent for a
-        text-encoder-only adapter).
-        """
+        """What ``adapter_info.json`` records: the base (:mod:`lightning_modules.base_identity`), every adapted site
+        (``sites``; the UNet's settings also at the top level, the format adapters have always had) and the run."""
         sites = describe_sites(self.backbone, self.site_configs, self.lora_configs)
         unet = sites.get(UNET_SITE, {})
         info = {

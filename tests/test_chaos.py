@@ -56,6 +56,7 @@ def test_kill_9_at_random_moments_and_resume_gives_the_uninterrupted_adapter(
         resume = [f"--ckpt_path={last}"] if last.exists() else []
         resumed += bool(resume)
         before = torch.load(last, map_location="cpu", weights_only=True)["global_step"] if last.exists() else None
+        written_before = last.stat().st_mtime_ns if last.exists() else None
         process = subprocess.Popen(
             command(tiny_model_dir, synthetic_root, run_dir, "--trainer.plugins=tests.probes.SlowCheckpointIO",
                     *resume),
@@ -69,8 +70,9 @@ def test_kill_9_at_random_moments_and_resume_gives_the_uninterrupted_adapter(
             if moment == "inside a write":
                 time.sleep(rng.uniform(0.05, 0.3))
                 during_writes += process.poll() is None and marker.exists()
-            else:  # "after a write": the next steps run on from the new checkpoint
-                while process.poll() is None and marker.exists():
+            else:  # "after a write": last.ckpt is replaced by a new one, and the next steps run on from it
+                while process.poll() is None and (marker.exists() or not last.exists()
+                                                  or last.stat().st_mtime_ns == written_before):
                     time.sleep(0.005)
                 time.sleep(rng.uniform(0.0, 2.0))
         if process.poll() is None:
