@@ -7,6 +7,7 @@ an adapter records:
 
 - ``base_model``: the base as the run was given it (a hub id, or a local folder as typed);
 - ``base_model_path``: for a local folder, its absolute path, so tools run from another folder still find it;
+- ``base_commit``: for a hub id, the commit of the repository that was loaded (from the Hugging Face cache);
 - ``base_fingerprint``: a hash of the base weights of every adapter site (:func:`base_fingerprint`).
 
 Why not :func:`datamodules.latent_cache.fingerprint_module` (an exact hash of a state dict): the base weights are
@@ -63,13 +64,28 @@ def base_fingerprint(sites: dict[str, torch.nn.Module]) -> dict[str, str]:
     return {"method": FINGERPRINT_METHOD, "value": digest.hexdigest()}
 
 
+def hub_commit(repo_id: str, revision: str | None) -> str | None:
+    """The commit of ``repo_id`` (at ``revision``) that the local Hugging Face cache holds, i.e. the one loaded;
+    None when the cache has no snapshot of it."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        path = try_to_load_from_cache(repo_id, "model_index.json", revision=revision)
+    except Exception:  # an id the cache cannot even parse: there is no commit to record
+        return None
+    return Path(path).parent.name if isinstance(path, str) and "snapshots" in Path(path).parts else None
+
+
 def base_reference(pretrained_model: str, revision: str | None, fingerprint: dict[str, str]) -> dict[str, Any]:
-    """The ``adapter_info.json`` fields that identify the base (module docstring)."""
+    """The ``adapter_info.json`` fields that identify the base (module docstring): a local folder's absolute path,
+    or a hub id's commit."""
     local = Path(pretrained_model).expanduser()
+    is_local = local.is_dir()
     return {
         "base_model": pretrained_model,
-        "base_model_path": os.path.abspath(local) if local.is_dir() else None,
+        "base_model_path": os.path.abspath(local) if is_local else None,
         "revision": revision,
+        "base_commit": None if is_local else hub_commit(pretrained_model, revision),
         "base_fingerprint": fingerprint,
     }
 

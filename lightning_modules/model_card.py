@@ -198,11 +198,11 @@ def _training_rows(info: dict[str, Any]) -> list[str]:
 
 
 def _published_base(info: dict[str, Any]) -> str | None:
-    """The base as a card may print it: the hub id, or "a local model" with its weights fingerprint (a local
-    path means nothing to the card's readers)."""
+    """The base as a card may print it: the hub id (with the commit trained on), or "a local model" with its
+    weights fingerprint (a local path means nothing to the card's readers)."""
     base = info.get("base_model")
     if base is None or is_hub_id(base):
-        return base
+        return f"{base} (commit `{info['base_commit'][:12]}`)" if base and info.get("base_commit") else base
     fingerprint = (info.get("base_fingerprint") or {}).get("value")
     return "a local model" + (f" (weights fingerprint `{fingerprint[:12]}`)" if fingerprint else "")
 

@@ -1,14 +1,17 @@
-"""Load weights without transformers' per-component "Loading weights" progress bar.
+"""Load weights without messages that say nothing to the user.
 
-transformers 5 draws a bar for every component it loads, even from a local folder in milliseconds: every tool and
-run printed two of them, which users learn to ignore. Downloads keep huggingface_hub's own progress bars (they
-measure something). transformers offers ``logging.set_tqdm_hook`` for exactly this; older versions have neither the
-hook nor the bar, and are left alone.
+- transformers 5 draws a "Loading weights" bar for every component it loads, even from a local folder in
+  milliseconds: every tool and run printed two of them, which users learn to ignore. Downloads keep
+  huggingface_hub's own progress bars (they measure something). transformers offers ``logging.set_tqdm_hook`` for
+  exactly this; older versions have neither the hook nor the bar.
+- diffusers passes huggingface_hub's deprecated ``local_dir_use_symlinks`` on every config it fetches by hub id,
+  and huggingface_hub warns each time; the warning is about diffusers' call, not the user's settings.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+import warnings
 from contextlib import contextmanager
 from typing import Any
 
@@ -24,16 +27,18 @@ def _without_loading_bar(factory: Callable[..., Any], args: tuple[Any, ...], kwa
 
 @contextmanager
 def quiet_weight_loading() -> Iterator[None]:
-    """Inside the block, transformers draws no "Loading weights" bar (any hook set before is restored after)."""
+    """Inside the block, no "Loading weights" bar and no ``local_dir_use_symlinks`` warning (any tqdm hook set
+    before is restored after)."""
     from transformers.utils import logging as transformers_logging
 
     set_hook = getattr(transformers_logging, "set_tqdm_hook", None)
-    if set_hook is None:
-        yield
-        return
     previous = getattr(transformers_logging, "_tqdm_hook", None)
-    set_hook(_without_loading_bar)
+    if set_hook is not None:
+        set_hook(_without_loading_bar)
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The `local_dir_use_symlinks` argument is deprecated")
+            yield
     finally:
-        set_hook(previous)
+        if set_hook is not None:
+            set_hook(previous)
