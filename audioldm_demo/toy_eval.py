@@ -130,7 +130,11 @@ def result_markdown(result: ToyEvalResult) -> str:
     """The paper-style table (genre F first), the targets and their verdict."""
     s = result.settings
     order = [s.held_out, *s.base_genres, POOLED, "all"]
-    rows = {(f"{g} (F, held out)" if g == s.held_out else g): result.rows[g] for g in order if g in result.rows}
+    held_out = f"{s.held_out} (F, held out)"
+    rows = {g: result.rows[g] for g in order if g in result.rows}
+    # F's row is relabelled; its reference set (F's own clips) is relabelled with it, so it is not marked "vs".
+    rows = {(held_out if g == s.held_out else g): ({**row, "reference_set": held_out} if g == s.held_out else row)
+            for g, row in rows.items()}
     table = comparison_markdown(rows, f"Toy AudioLDM: base vs LoRA on held-out genre {s.held_out!r} and genres A..E")
     verdict = "PASS" if result.passed else "FAIL: " + "; ".join(result.failures)
     f = result.rows[s.held_out]

@@ -75,3 +75,18 @@ def test_shipped_recipes_choose_the_demo_classes() -> None:
     genre = yaml.safe_load((ROOT / "configs" / "genre.yaml").read_text())
     assert genre["model"]["class_path"] == "lightning_modules.AudioLDMLoRA"
     assert genre["data"]["class_path"] == "datamodules.GenreAudioDataModule"
+
+
+def test_the_toy_table_marks_no_row_that_compared_with_its_own_genre() -> None:
+    """F's row is relabelled "(F, held out)" for the table; it compared with F's own clips, so it is not "vs"."""
+    from audioldm_demo.toy_eval import POOLED, ToyEvalResult, result_markdown
+    from audioldm_demo.toy_settings import ToyEvalSettings
+
+    settings = ToyEvalSettings()
+    row = {"n_generated": 4, "n_reference": 8, "kad_base": 2.0, "kad_lora": 1.0, "kad_delta": -1.0,
+           "fad_base": 3.0, "fad_lora": 2.0, "fad_delta": -1.0, "clap_score_base": None, "clap_score_lora": None,
+           "clap_score_delta": None}
+    groups = [settings.held_out, *settings.base_genres, POOLED]
+    rows = {g: {**row, "reference_set": g} for g in groups} | {"all": {**row, "reference_set": "all"}}
+    table = result_markdown(ToyEvalResult(rows=rows, settings=settings))
+    assert f"| {settings.held_out} (F, held out) | 4 | 8 |" in table and "(vs" not in table
