@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import sys
+from pathlib import Path
 from typing import Any, NoReturn
 
 from lightning import LightningDataModule, LightningModule, Trainer
@@ -158,7 +159,9 @@ def run_cli(args: list[str] | None = None) -> int:
     except USER_ERRORS as error:
         if debugging():
             raise
-        command = " ".join(["audioldm-lora", *(sys.argv[1:2] if args is None else args[:1])])
+        invoked = Path(sys.argv[0]).name if args is None else ""
+        program = invoked if invoked in ("lightning", "audioldm-lora") else "audioldm-lora"  # as the user typed it
+        command = " ".join([program, *(sys.argv[1:2] if args is None else args[:1])])
         print(f"{command}: error: {error}\n({DEBUG_ENV}=1 shows the traceback)", file=sys.stderr)
         return 2
     return 0
