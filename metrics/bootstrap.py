@@ -52,6 +52,11 @@ class Interval:
     method: str = METHOD
 
     @property
+    def defined(self) -> bool:
+        """Whether the set was large enough for an interval (see :func:`_interval`)."""
+        return bool(np.isfinite(self.low) and np.isfinite(self.high))
+
+    @property
     def excludes_zero(self) -> bool:
         """Whether the interval lies on one side of 0 (a difference significant at ``level``)."""
         return self.low > 0.0 or self.high < 0.0
@@ -74,7 +79,8 @@ def _within(kernel: np.ndarray, counts: np.ndarray) -> np.ndarray:
     quadratic = np.einsum("rp,pq,rq->r", counts, kernel, counts)
     diagonal = (counts**2) @ np.diag(kernel)
     pairs = counts.sum(axis=1) ** 2 - (counts**2).sum(axis=1)
-    return (quadratic - diagonal) / pairs
+    with np.errstate(invalid="ignore", divide="ignore"):  # no pair of different clips: NaN, left out later
+        return (quadratic - diagonal) / pairs
 
 
 def _kad(kernels: tuple[np.ndarray, np.ndarray, np.ndarray], cx: np.ndarray, cy: np.ndarray) -> np.ndarray:
@@ -90,8 +96,14 @@ def _counts(rng: np.random.Generator, size: int, resamples: int) -> np.ndarray:
 
 
 def _interval(value: float, samples: np.ndarray, level: float, resamples: int, seed: int) -> Interval:
+    """The percentile interval of the resampled values. A resample of a very small set can hold copies of one
+    clip only (no pair of different clips: KAD undefined); such resamples are left out, and where they are half or
+    more, the interval is NaN (too few clips for one)."""
+    valid = samples[np.isfinite(samples)]
+    if valid.size * 2 <= samples.size:
+        return Interval(float(value), float("nan"), float("nan"), level, resamples, seed)
     tail = (1.0 - level) / 2.0
-    low, high = np.quantile(samples, [tail, 1.0 - tail])
+    low, high = np.quantile(valid, [tail, 1.0 - tail])
     return Interval(float(value), float(low), float(high), level, resamples, seed)
 
 

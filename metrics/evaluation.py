@@ -48,6 +48,11 @@ def _fmt(value: float | None, digits: int = 4) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
+def _with_interval(value: float | None, interval: list[float] | None) -> str:
+    """``12.3456 [10.1234, 14.5678]``: the value and its interval, where there is one."""
+    return _fmt(value) + (f" [{_fmt(interval[0])}, {_fmt(interval[1])}]" if value is not None and interval else "")
+
+
 def render_markdown(report: dict, title: str = "Evaluation") -> str:
     """The report as a markdown table (one row per set: all clips, then each genre) with its provenance."""
     convention = report.get("clap_convention")
@@ -63,6 +68,10 @@ def render_markdown(report: dict, title: str = "Evaluation") -> str:
         ),
         f"- KAD: x100, unbiased (can be negative); bandwidth: {report['kad_bandwidth_rule']}",
     ]
+    intervals = report.get("intervals")
+    if intervals:
+        lines.append(f"- [low, high]: {intervals['level']:.0%} interval, {intervals['method']} "
+                     f"({intervals['resamples']} resamples, seed {intervals['seed']}); none for FAD yet")
     if convention == "raw":
         lines.append("- CLAP score: mean raw cosine between prompt and clip embeddings, in [-1, 1]")
     elif convention == "shifted":
@@ -74,10 +83,10 @@ def render_markdown(report: dict, title: str = "Evaluation") -> str:
     ]
     for name, row in report["rows"].items():
         reference = f"{row['n_reference']}"
-        clap = _fmt(row["clap_score"]) + (f" (n={row['clap_pairs']})" if row["clap_score"] is not None else "")
-        lines.append(
-            f"| {row_label(name, row)} | {row['n_generated']} | {reference} | {clap} | {_fmt(row['kad'])} | {_fmt(row['fad'])} |"
-        )
+        clap = _with_interval(row["clap_score"], row.get("clap_score_ci"))
+        clap += f" (n={row['clap_pairs']})" if row["clap_score"] is not None else ""
+        kad = _with_interval(row["kad"], row.get("kad_ci"))
+        lines.append(f"| {row_label(name, row)} | {row['n_generated']} | {reference} | {clap} | {kad} | {_fmt(row['fad'])} |")
     notes = [f"- {name}: {row['note']}" for name, row in report["rows"].items() if row.get("note")]
     notes += [f"- {note}" for note in report.get("notes", [])]
     notes += [f"- {name}: no reference clip of this genre; compared with all {row['n_reference']} reference clips"

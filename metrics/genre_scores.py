@@ -24,10 +24,12 @@ import torch
 
 from metrics.audio_metrics import CLAPScore, FrechetAudioDistance, KernelAudioDistance, is_empty_state
 from metrics.blockwise import DEFAULT_BLOCK_SIZE
+from metrics.bootstrap import DEFAULT_RESAMPLES, METHOD, bootstrap_kad, bootstrap_mean
 from metrics.checks import EmbeddingError, as_embedding_tensor, check_embedding_pair
-from metrics.clap import ClapConvention, check_convention
+from metrics.clap import ClapConvention, apply_convention, check_convention
 
 OVERALL = "all"
+INTERVAL_LEVEL = 0.95
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,9 @@ class GenreScores:
         convention: CLAP score convention, ``raw`` cosine or ``shifted`` (cos + 1) / 2.
         bandwidth: fixed KAD bandwidth; None uses each generated group's median pairwise distance.
         block_size: KAD block size (see :func:`metrics.kad.kernel_audio_distance`).
+        resamples: bootstrap resamples of the 95% intervals of KAD and the CLAP score (:mod:`metrics.bootstrap`;
+            0: none).
+        bootstrap_seed: seed of those resamples (recorded in the report).
         metric_kwargs: passed to every torchmetrics ``Metric`` (e.g. ``sync_on_compute=False``).
     """
 
@@ -82,9 +87,12 @@ class GenreScores:
         convention: ClapConvention = "raw",
         bandwidth: float | None = None,
         block_size: int = DEFAULT_BLOCK_SIZE,
+        resamples: int = DEFAULT_RESAMPLES,
+        bootstrap_seed: int = 0,
         **metric_kwargs: Any,
     ) -> None:
         check_convention(convention)
+        self.resamples, self.bootstrap_seed = resamples, bootstrap_seed
         self.reference = reference
         self.source = source
         self.convention = convention
@@ -169,6 +177,8 @@ class GenreScores:
             "clap_convention": self.convention if self._with_text else None,
             "kad_bandwidth_rule": "fixed" if self.bandwidth is not None
             else "median pairwise distance of the generated set",
+            "intervals": {"level": INTERVAL_LEVEL, "resamples": self.resamples, "seed": self.bootstrap_seed,
+                          "method": METHOD, "metrics": ["kad", "clap_score"]} if self.resamples else None,
             "rows": rows,
         }
 
@@ -177,7 +187,7 @@ class GenreScores:
         row: dict[str, Any] = {
             "n_generated": int(generated.shape[0]), "n_reference": int(reference.shape[0]),
             "reference_set": group.reference_set, "kad": None, "kad_bandwidth": None, "fad": None,
-            "clap_score": None, "clap_pairs": 0, "note": None,
+            "clap_score": None, "clap_pairs": 0, "note": None, "kad_ci": None, "clap_score_ci": None,
         }
         try:
             check_embedding_pair(reference, generated, "KAD and FAD")
@@ -189,7 +199,16 @@ class GenreScores:
             row["kad"] = float(group.kad.compute())
             row["kad_bandwidth"] = float(group.kad.last_bandwidth)
             row["fad"] = float(group.fad.compute())
+            if self.resamples:
+                interval = bootstrap_kad(reference, generated, row["kad_bandwidth"], resamples=self.resamples,
+                                         seed=self.bootstrap_seed, level=INTERVAL_LEVEL)
+                row["kad_ci"] = [interval.low, interval.high] if interval.defined else None
         if self._with_text and not is_empty_state(group.clap.cosines):
-            row["clap_pairs"] = int(group.clap.compute_cosines().numel())
+            scores = apply_convention(group.clap.compute_cosines(), self.convention)  # one per prompt-clip pair
+            row["clap_pairs"] = int(scores.numel())
             row["clap_score"] = float(group.clap.compute())
+            if self.resamples and scores.numel() >= 2:
+                interval = bootstrap_mean(scores.cpu().numpy(), resamples=self.resamples, seed=self.bootstrap_seed,
+                                          level=INTERVAL_LEVEL)
+                row["clap_score_ci"] = [interval.low, interval.high] if interval.defined else None
         return row

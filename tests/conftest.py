@@ -15,6 +15,19 @@ os.environ.setdefault("WANDB_SILENT", "true")
 from audioldm_demo.synthetic import write_synthetic_dataset  # noqa: E402
 from audioldm_demo.tiny import build_tiny_audioldm  # noqa: E402
 
+# The longest modules, run first: with two workers (`make test`) the toy demo (several minutes) then overlaps the
+# many short tests instead of running alone at the end. Each is one xdist group, so its module fixture runs once.
+LONGEST_FIRST = ("test_toy_learns.py", "test_chaos.py", "test_sweep.py", "test_ddp.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Order the longest modules first (stable otherwise) and keep each of them on one worker."""
+    rank = {name: position for position, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+    for item in items:
+        if item.path.name in rank:
+            item.add_marker(pytest.mark.xdist_group(item.path.stem))
+
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:

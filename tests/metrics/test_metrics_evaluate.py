@@ -58,7 +58,11 @@ def test_mel_stats_overall_and_per_genre_values(folders, tmp_path: Path, capsys,
         assert rows[genre]["fad"] == pytest.approx(float(frechet_audio_distance(ref[r], gen[g])), rel=1e-9)
     markdown = (tmp_path / "out" / "metrics.md").read_text()
     assert "| set | generated | reference | CLAP | KAD | FAD |" in markdown
-    assert f"| gugak | 4 | 3 | – | {rows['gugak']['kad']:.4f} | {rows['gugak']['fad']:.4f} |" in markdown
+    low, high = rows["gugak"]["kad_ci"]
+    assert low < high
+    kad = f"{rows['gugak']['kad']:.4f} [{low:.4f}, {high:.4f}]"
+    assert f"| gugak | 4 | 3 | – | {kad} | {rows['gugak']['fad']:.4f} |" in markdown
+    assert report["intervals"]["resamples"] == 1000 and "left out of the within-set sums" in markdown
     assert markdown in capsys.readouterr().out
     assert sorted(os.listdir(tmp_path / "out")) == ["metrics.json", "metrics.md"]  # no temp files left
 

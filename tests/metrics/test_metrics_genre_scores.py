@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from metrics_helpers import reference_kad
 
 from metrics.checks import EmbeddingError
@@ -110,3 +111,28 @@ def test_a_genre_scored_against_other_genres_is_marked_everywhere_and_never_logg
     GenreEvaluation(embedder="mel-stats")._log(Recorder(), "val", rows)  # type: ignore[arg-type]
     assert "val/kad/a" in logged and "val/kad/b" in logged and "val/kad" in logged
     assert not any(name.endswith("/c") for name in logged)  # no val/kad/c that is really "c vs everything"
+
+
+def test_rows_carry_bootstrap_intervals_with_their_method() -> None:
+    from metrics.bootstrap import bootstrap_kad, bootstrap_mean
+    from metrics.clap import apply_convention
+
+    reference, generated, genres, text = _sets(2)
+    scores = GenreScores(reference, "LoRA", convention="shifted", resamples=300, bootstrap_seed=7,
+                         sync_on_compute=False)
+    scores.update(generated, genres, text)
+    report = scores.compute()
+    assert report["intervals"]["resamples"] == 300 and report["intervals"]["seed"] == 7
+    overall = report["rows"][OVERALL]
+    expected = bootstrap_kad(reference.embeddings, generated, overall["kad_bandwidth"], resamples=300, seed=7)
+    assert overall["kad_ci"] == pytest.approx([expected.low, expected.high])
+    cosines = [float(np.dot(t, g) / np.linalg.norm(t) / np.linalg.norm(g)) for t, g in zip(text, generated)]
+    clap = bootstrap_mean(apply_convention(torch.tensor(cosines, dtype=torch.float64), "shifted").numpy(),
+                          resamples=300, seed=7)
+    assert overall["clap_score_ci"] == pytest.approx([clap.low, clap.high])
+    assert 0.0 <= overall["clap_score_ci"][0] < overall["clap_score_ci"][1] <= 1.0  # in the shifted convention
+    assert GenreScores(reference, "x", resamples=0, sync_on_compute=False).resamples == 0
+    none = GenreScores(reference, "LoRA", resamples=0, sync_on_compute=False)
+    none.update(generated, genres, text)
+    plain = none.compute()
+    assert plain["intervals"] is None and plain["rows"][OVERALL]["kad_ci"] is None
