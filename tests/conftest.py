@@ -16,17 +16,15 @@ from audioldm_demo.synthetic import write_synthetic_dataset  # noqa: E402
 from audioldm_demo.tiny import build_tiny_audioldm  # noqa: E402
 
 # The longest modules, run first: with two workers (`make test`) the toy demo (several minutes) then overlaps the
-# many short tests instead of running alone at the end. Each is one xdist group, so its module fixture runs once.
+# many short tests instead of running alone at the end. (test_toy_learns.py keeps its tests on one worker with an
+# xdist group, so that its module fixture, the whole demo, runs once.)
 LONGEST_FIRST = ("test_toy_learns.py", "test_chaos.py", "test_sweep.py", "test_ddp.py")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Order the longest modules first (stable otherwise) and keep each of them on one worker."""
+    """Order the longest modules first (the order is otherwise kept)."""
     rank = {name: position for position, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
-    for item in items:
-        if item.path.name in rank:
-            item.add_marker(pytest.mark.xdist_group(item.path.stem))
 
 
 @pytest.fixture(scope="session")
