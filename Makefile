@@ -26,7 +26,7 @@ venv: $(STAMP) ## Create .venv and install the project with its test dependencie
 # Two pytest workers of one thread each: the tests are many small CPU-bound runs, which two single-threaded
 # processes finish in about two thirds of the time one two-threaded process takes (docs/testing.md).
 TEST_WORKERS ?= 2
-PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist loadgroup
+PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist loadfile
 test: venv ## Run the whole test suite (what CI runs)
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 

@@ -20,8 +20,7 @@ from audioldm_demo.toy_base import read_recipe
 from audioldm_demo.toy_eval import POOLED, ToyEvalResult, evaluate_adapter, result_markdown
 from audioldm_demo.toy_settings import ToyEvalSettings, ToyRecipe
 
-# One xdist group: `make test`'s two workers must not each run the module fixture (the whole demo).
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("toy_demo")]
+pytestmark = pytest.mark.slow
 
 DEMO_THREADS = 2
 DEMO_CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "demo.yaml")
