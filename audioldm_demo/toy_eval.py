@@ -2,7 +2,7 @@
 
 For every genre the same prompt (``"<genre> music"``) and seeds are sampled with the adapter and without it
 (:func:`lightning_modules.ab.generate_ab`: one generator per clip), embedded with the weight-free mel-statistics
-embedder and scored (KAD, FAD; :func:`metrics.evaluation.score_report`) against freshly synthesized reference clips
+embedder and scored (KAD, FAD with paired intervals; :mod:`metrics.paired`) against freshly synthesized reference clips
 of that genre, drawn from seeds that neither the toy base build nor the LoRA data used. The targets of the demo:
 KAD on F at least 30% lower with the adapter, and KAD on each of A..E at most 10% higher.
 """
@@ -25,8 +25,9 @@ from lightning_modules.backbone import Backbone, load_backbone
 from audioldm_demo.toy_settings import ToyEvalSettings
 from metrics import MelStatisticsEmbedder
 from metrics.comparison import compare_reports, comparison_markdown
-from metrics.evaluation import score_report
+from metrics.evaluation import scores_of
 from metrics.genre_scores import LabelledEmbeddings
+from metrics.paired import paired_differences
 
 POOLED = "A..E pooled"  # genres A..E scored as one group: what "the others" are, with 5x the clips of a genre
 REFERENCE_SET = 2  # synthesis seed set of the references (the build uses 1, the LoRA data write_synthetic_dataset's)
@@ -104,15 +105,18 @@ def evaluate_backbone(
     embedder = MelStatisticsEmbedder()
     reference = reference_embeddings(settings, embedder)
     rate = backbone.sampling_rate
-    reports, pooled = {}, {}
+    scores, pooled = {}, {}
+    pooled_reference = _pool_base_genres(reference, settings)
     for name, waveforms in (("base", base), ("lora", lora)):
         generated = LabelledEmbeddings(embedder.embed_audio(waveforms, rate).cpu().numpy(), labels, name)
-        reports[name] = score_report(generated, reference)
-        pooled[name] = score_report(_pool_base_genres(generated, settings), _pool_base_genres(reference, settings))
+        scores[name] = scores_of(generated, reference)
+        pooled[name] = scores_of(_pool_base_genres(generated, settings), pooled_reference)
         if wav_dir is not None:
             _write_wavs(Path(wav_dir) / name, waveforms, labels, seeds, rate)
-    rows = compare_reports(reports["base"], reports["lora"])
-    rows[POOLED] = compare_reports(pooled["base"], pooled["lora"])[POOLED]
+    rows = compare_reports(scores["base"].compute(), scores["lora"].compute(),
+                           paired_differences(scores["base"], scores["lora"]))
+    rows[POOLED] = compare_reports(pooled["base"].compute(), pooled["lora"].compute(),
+                                   paired_differences(pooled["base"], pooled["lora"]))[POOLED]
     return ToyEvalResult(rows, settings, kad_failures(rows, settings), Path(wav_dir) if wav_dir is not None else None)
 
 

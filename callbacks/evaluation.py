@@ -5,7 +5,9 @@ with the adapter, embedded, and scored against reference clips; the base model's
 seeds are computed once (they cannot change). Logged: ``val/kad``, ``val/fad``, ``val/clap`` (with a CLAP
 embedder), their ``*_base`` and ``*_delta`` (LoRA minus base) and per-genre ``val/kad/<genre>``, so
 ``ModelCheckpoint(monitor="val/kad", mode="min")`` keeps the best adapter. ``lightning test`` writes the paper's
-table (base, LoRA, delta per genre and overall) to ``<run dir>/evaluation/test.md`` and ``.json``.
+table (base, LoRA, delta per genre and overall) to ``<run dir>/evaluation/test.md`` and ``.json``; each report has
+an ``.npz`` of the adapter's embeddings beside it (:mod:`metrics.embedding_file`, what ``sweep-report`` pairs). Every value has
+its 95% interval and every delta its paired interval (:mod:`metrics.paired`; docs/statistics.md).
 
 Every rank runs the same evaluation, so every rank holds the monitored value (no collective is needed); on several
 GPUs it costs the wall time of one.
@@ -33,8 +35,10 @@ from datamodules.sources import IndexedSource
 from lightning_modules.ab import generate_ab
 from lightning_modules.sampling_settings import SamplingSettings
 from metrics import build_embedder
-from metrics.comparison import compare_reports, compared_with_itself, comparison_markdown
+from metrics.comparison import compare_reports, compared_with_itself, comparison_markdown, flat_row
+from metrics.embedding_file import save_embeddings
 from metrics.genre_scores import OVERALL, GenreScores, LabelledEmbeddings
+from metrics.paired import paired_differences
 
 
 def reference_clips_from_folder(root: str | Path) -> list[tuple[str, str]]:
@@ -95,8 +99,10 @@ class GenreEvaluation(Callback):
         self._validations = 0
         self._embedder = None
         self._references: dict[str, LabelledEmbeddings] = {}
+        self._base_scores: dict[str, GenreScores] = {}  # per split: the base arm, kept for paired intervals
         self._base_reports: dict[str, dict] = {}
         self.last_report: dict[str, Any] | None = None
+        self._last_embeddings: tuple[LabelledEmbeddings, np.ndarray, list[str], np.ndarray | None] | None = None
 
     # ------------------------------------------------------------------------------------------------ inputs
     def _resolved_sampling(self, pl_module: LightningModule) -> SamplingSettings:
@@ -152,14 +158,17 @@ class GenreEvaluation(Callback):
 
     # ------------------------------------------------------------------------------------------------ scoring
     def _score(self, waveforms: torch.Tensor, labels: list[str], prompts: list[str], reference: LabelledEmbeddings,
-               pl_module: LightningModule, sample_rate: int, source: str) -> dict:
+               pl_module: LightningModule, sample_rate: int, source: str
+               ) -> tuple[GenreScores, np.ndarray, np.ndarray | None]:
+        """The scores of one arm, with its audio and prompt embeddings (what :mod:`metrics.embedding_file` saves)."""
         embedder = self.embedder(pl_module)
         # No DDP sync yet: every rank scores the whole evaluation set (a synced compute would count it world-size times).
         scores = GenreScores(reference, source, genres=sorted(set(labels)), convention=self.clap_convention,
                              sync_on_compute=False)
         text = embedder.embed_text(prompts) if embedder.supports_text else None
-        scores.update(embedder.embed_audio(list(waveforms), sample_rate), labels, text)
-        return scores.compute()
+        audio = embedder.embed_audio(list(waveforms), sample_rate)
+        scores.update(audio, labels, text)
+        return scores, audio.cpu().numpy(), None if text is None else text.cpu().numpy()
 
     def evaluate(self, trainer: Trainer, pl_module: LightningModule, split: str) -> dict[str, Any]:
         """Generate the evaluation set with (and, once, without) the adapter and score both against ``split``."""
@@ -172,9 +181,13 @@ class GenreEvaluation(Callback):
                                  with_base=need_base, progress=clip_progress(f"Evaluation on {split}"))
         rate = pl_module.backbone.sampling_rate
         if need_base:
-            self._base_reports[split] = self._score(base, labels, prompts, reference, pl_module, rate, "base model")
-        lora_report = self._score(lora, labels, prompts, reference, pl_module, rate, "LoRA")
-        rows = compare_reports(self._base_reports[split], lora_report)
+            self._base_scores[split] = self._score(base, labels, prompts, reference, pl_module, rate, "base model")[0]
+            self._base_reports[split] = self._base_scores[split].compute()
+        lora_scores, audio, text = self._score(lora, labels, prompts, reference, pl_module, rate, "LoRA")
+        self._last_embeddings = (reference, audio, labels, text)
+        lora_report = lora_scores.compute()
+        rows = compare_reports(self._base_reports[split], lora_report,
+                               paired_differences(self._base_scores[split], lora_scores))
         self.last_report = {"split": split, "step": trainer.global_step, "rows": rows, "sampling": asdict(sampling),
                             "embedder": self.embedder(pl_module).embedder_id, "lora": lora_report,
                             "base": self._base_reports[split]}
@@ -201,10 +214,14 @@ class GenreEvaluation(Callback):
         markdown = comparison_markdown(report["rows"], title)
         atomic_write_text(directory / f"{name}.md", markdown)
         atomic_write_json(directory / f"{name}.json", report, default=_json_default)
+        if self._last_embeddings is not None:  # the LoRA arm, for comparisons between runs (sweep-report)
+            reference, audio, labels, text = self._last_embeddings
+            save_embeddings(directory / f"{name}.npz", reference, audio, labels, text, self.clap_convention)
+        flat = {group: flat_row(row) for group, row in report["rows"].items()}
+        keys = list(dict.fromkeys(key for row in flat.values() for key in row))  # interval bounds: own columns
         for logger in wandb_loggers(trainer):
-            columns = ["genre", *next(iter(report["rows"].values())).keys()]
-            logger.log_table(f"evaluation/{name}", columns=columns,
-                             data=[[g, *row.values()] for g, row in report["rows"].items()])
+            logger.log_table(f"evaluation/{name}", columns=["genre", *keys],
+                             data=[[group, *(row.get(key) for key in keys)] for group, row in flat.items()])
         return directory
 
     # ------------------------------------------------------------------------------------------------ hooks

@@ -17,6 +17,25 @@ from metrics.comparison import compared_with_itself, row_label
 from metrics.genre_scores import GenreScores, LabelledEmbeddings
 
 
+def scores_of(
+    generated: LabelledEmbeddings,
+    reference: LabelledEmbeddings,
+    *,
+    text_embeddings: np.ndarray | None = None,
+    prompted: list[bool] | None = None,
+    convention: ClapConvention = "raw",
+    bandwidth: float | None = None,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+) -> GenreScores:
+    """The :class:`~metrics.genre_scores.GenreScores` of the generated set, fed once in one process (no DDP sync):
+    ``compute()`` is its report, and two of them on the same prompts and seeds give paired differences
+    (:func:`metrics.paired.paired_differences`). Arguments as :func:`score_report`."""
+    scores = GenreScores(reference, generated.source, convention=convention, bandwidth=bandwidth,
+                         block_size=block_size, sync_on_compute=False)
+    scores.update(generated.embeddings, generated.genres, text_embeddings, prompted)
+    return scores
+
+
 def score_report(
     generated: LabelledEmbeddings,
     reference: LabelledEmbeddings,
@@ -27,8 +46,8 @@ def score_report(
     bandwidth: float | None = None,
     block_size: int = DEFAULT_BLOCK_SIZE,
 ) -> dict:
-    """KAD, FAD and (with ``text_embeddings``) the CLAP score, overall and per genre of the generated set, in one
-    process: a :class:`~metrics.genre_scores.GenreScores` fed once (no DDP sync).
+    """KAD, FAD and (with ``text_embeddings``) the CLAP score, overall and per genre of the generated set, each with
+    its 95% interval, in one process.
 
     Args:
         text_embeddings: ``[N, D]`` CLAP text embeddings aligned with the generated rows; rows whose ``prompted``
@@ -38,10 +57,8 @@ def score_report(
     Raises:
         EmbeddingError: the overall sets have fewer than 2 rows, different dimensions or NaN/inf rows.
     """
-    scores = GenreScores(reference, generated.source, convention=convention, bandwidth=bandwidth,
-                         block_size=block_size, sync_on_compute=False)
-    scores.update(generated.embeddings, generated.genres, text_embeddings, prompted)
-    return scores.compute()
+    return scores_of(generated, reference, text_embeddings=text_embeddings, prompted=prompted,
+                     convention=convention, bandwidth=bandwidth, block_size=block_size).compute()
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
@@ -70,8 +87,9 @@ def render_markdown(report: dict, title: str = "Evaluation") -> str:
     ]
     intervals = report.get("intervals")
     if intervals:
-        lines.append(f"- [low, high]: {intervals['level']:.0%} interval, {intervals['method']} "
-                     f"({intervals['resamples']} resamples, seed {intervals['seed']}); none for FAD yet")
+        methods = intervals["methods"]
+        lines.append(f"- [low, high]: {intervals['level']:.0%} interval; KAD and CLAP: {methods['kad']} "
+                     f"({intervals['resamples']} resamples, seed {intervals['seed']}); FAD: {methods['fad']}")
     if convention == "raw":
         lines.append("- CLAP score: mean raw cosine between prompt and clip embeddings, in [-1, 1]")
     elif convention == "shifted":
@@ -86,7 +104,8 @@ def render_markdown(report: dict, title: str = "Evaluation") -> str:
         clap = _with_interval(row["clap_score"], row.get("clap_score_ci"))
         clap += f" (n={row['clap_pairs']})" if row["clap_score"] is not None else ""
         kad = _with_interval(row["kad"], row.get("kad_ci"))
-        lines.append(f"| {row_label(name, row)} | {row['n_generated']} | {reference} | {clap} | {kad} | {_fmt(row['fad'])} |")
+        fad = _with_interval(row["fad"], row.get("fad_ci"))
+        lines.append(f"| {row_label(name, row)} | {row['n_generated']} | {reference} | {clap} | {kad} | {fad} |")
     notes = [f"- {name}: {row['note']}" for name, row in report["rows"].items() if row.get("note")]
     notes += [f"- {note}" for note in report.get("notes", [])]
     notes += [f"- {name}: no reference clip of this genre; compared with all {row['n_reference']} reference clips"

@@ -24,12 +24,13 @@ import torch
 
 from metrics.audio_metrics import CLAPScore, FrechetAudioDistance, KernelAudioDistance, is_empty_state
 from metrics.blockwise import DEFAULT_BLOCK_SIZE
-from metrics.bootstrap import DEFAULT_RESAMPLES, METHOD, bootstrap_kad, bootstrap_mean
+from metrics.bootstrap import DEFAULT_RESAMPLES, JACKKNIFE_METHOD, METHOD, bootstrap_mean, distance_interval
 from metrics.checks import EmbeddingError, as_embedding_tensor, check_embedding_pair
 from metrics.clap import ClapConvention, apply_convention, check_convention
 
 OVERALL = "all"
 INTERVAL_LEVEL = 0.95
+INTERVAL_METHODS = {"kad": METHOD, "clap_score": METHOD, "fad": JACKKNIFE_METHOD}
 
 
 @dataclass(frozen=True)
@@ -163,12 +164,8 @@ class GenreScores:
                 with too few clips gets no KAD/FAD and a ``note`` instead.
         """
         rows: dict[str, dict[str, Any]] = {}
-        ordered = [OVERALL, *sorted(name for name in self._groups if name != OVERALL)]
-        for name in ordered:
-            group = self._groups[name]
-            if name != OVERALL and is_empty_state(group.kad.fake_features):
-                continue  # declared, but no clip of this genre was generated
-            rows[name] = self._row(group, strict=name == OVERALL)
+        for name in self.group_names:  # a genre declared but never generated gets no row
+            rows[name] = self._row(self._groups[name], strict=name == OVERALL)
         reference, generated = self._groups[OVERALL].kad.embedding_sets()
         return {
             "generated": {"source": self.source, "clips": int(generated.shape[0])},
@@ -178,7 +175,7 @@ class GenreScores:
             "kad_bandwidth_rule": "fixed" if self.bandwidth is not None
             else "median pairwise distance of the generated set",
             "intervals": {"level": INTERVAL_LEVEL, "resamples": self.resamples, "seed": self.bootstrap_seed,
-                          "method": METHOD, "metrics": ["kad", "clap_score"]} if self.resamples else None,
+                          "methods": INTERVAL_METHODS} if self.resamples else None,
             "rows": rows,
         }
 
@@ -187,7 +184,7 @@ class GenreScores:
         row: dict[str, Any] = {
             "n_generated": int(generated.shape[0]), "n_reference": int(reference.shape[0]),
             "reference_set": group.reference_set, "kad": None, "kad_bandwidth": None, "fad": None,
-            "clap_score": None, "clap_pairs": 0, "note": None, "kad_ci": None, "clap_score_ci": None,
+            "clap_score": None, "clap_pairs": 0, "note": None, "kad_ci": None, "fad_ci": None, "clap_score_ci": None,
         }
         try:
             check_embedding_pair(reference, generated, "KAD and FAD")
@@ -200,15 +197,35 @@ class GenreScores:
             row["kad_bandwidth"] = float(group.kad.last_bandwidth)
             row["fad"] = float(group.fad.compute())
             if self.resamples:
-                interval = bootstrap_kad(reference, generated, row["kad_bandwidth"], resamples=self.resamples,
-                                         seed=self.bootstrap_seed, level=INTERVAL_LEVEL)
-                row["kad_ci"] = [interval.low, interval.high] if interval.defined else None
-        if self._with_text and not is_empty_state(group.clap.cosines):
-            scores = apply_convention(group.clap.compute_cosines(), self.convention)  # one per prompt-clip pair
+                for metric, bandwidth in (("kad", row["kad_bandwidth"]), ("fad", None)):
+                    interval = distance_interval(metric, reference, generated, bandwidth, resamples=self.resamples,
+                                                 seed=self.bootstrap_seed, level=INTERVAL_LEVEL)
+                    row[f"{metric}_ci"] = [interval.low, interval.high] if interval.defined else None
+        scores = self.clap_scores(group)
+        if scores is not None:
             row["clap_pairs"] = int(scores.numel())
             row["clap_score"] = float(group.clap.compute())
             if self.resamples and scores.numel() >= 2:
-                interval = bootstrap_mean(scores.cpu().numpy(), resamples=self.resamples, seed=self.bootstrap_seed,
+                interval = bootstrap_mean(scores.numpy(), resamples=self.resamples, seed=self.bootstrap_seed,
                                           level=INTERVAL_LEVEL)
                 row["clap_score_ci"] = [interval.low, interval.high] if interval.defined else None
         return row
+
+    def clap_scores(self, group: _Group | str) -> torch.Tensor | None:
+        """The CLAP score of each prompt-and-clip pair of a group (in the report's convention; CPU), in the order
+        the clips were added; None without text embeddings or prompted clips."""
+        group = self._groups[group] if isinstance(group, str) else group
+        if not self._with_text or is_empty_state(group.clap.cosines):
+            return None
+        return apply_convention(group.clap.compute_cosines(), self.convention).cpu()
+
+    def embedding_sets(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(reference, generated) embeddings of group ``name``, generated rows in the order they were added (what
+        a paired comparison of two arms on the same prompts and seeds lines up, :mod:`metrics.paired`)."""
+        return self._groups[name].kad.embedding_sets()
+
+    @property
+    def group_names(self) -> list[str]:
+        """The groups that hold generated clips: overall first, then genres in sorted order."""
+        return [name for name in [OVERALL, *sorted(n for n in self._groups if n != OVERALL)]
+                if name == OVERALL or not is_empty_state(self._groups[name].kad.fake_features)]

@@ -112,6 +112,17 @@ def test_test_command_writes_the_paper_table(csv_run, tiny_model_dir: Path, synt
     assert "| genre | clips | ref clips | KAD base | KAD LoRA | KAD delta | FAD base | FAD LoRA | FAD delta |" in table
     assert "| all | 6 |" in table
     assert trainer.callback_metrics["test/kad"].isfinite()
+    # every value carries its interval, and each delta its paired interval (same prompts and seeds on both arms)
+    report = json.loads((Path(trainer.log_dir) / "evaluation" / "test.json").read_text())
+    overall = report["rows"]["all"]
+    for metric in ("kad", "fad"):
+        for arm in ("base", "lora"):
+            low, high = overall[f"{metric}_{arm}_ci"]
+            assert low <= overall[f"{metric}_{arm}"] <= high or metric == "kad"  # KAD's percentile may lie off it
+        low, high = overall[f"{metric}_delta_ci"]
+        assert low < high and overall[f"{metric}_delta_significant"] == (low > 0 or high < 0)
+    all_line = next(line for line in table.splitlines() if line.startswith("| all | 6 |"))
+    assert all_line.count("[") == 6 and "paired" in table
 
 
 def test_offline_wandb_run_holds_media_tables_and_history(tiny_model_dir, synthetic_root, tmp_path, monkeypatch) -> None:
@@ -128,7 +139,8 @@ def test_offline_wandb_run_holds_media_tables_and_history(tiny_model_dir, synthe
     assert list(media.glob("audio/samples/audio_*.wav")), list(media.rglob("*"))[:20]
     assert list(media.glob("images/samples/mel_*.png"))
     assert list(media.glob("table/samples/table_*.table.json"))
-    assert list(media.glob("table/evaluation/step-000002_*.table.json"))
+    evaluation_table = json.loads(next(media.glob("table/evaluation/step-000002_*.table.json")).read_text())
+    assert {"kad_delta_ci_low", "kad_delta_ci_high", "fad_lora_ci_low"} <= set(evaluation_table["columns"])
     assert any(run.glob("*.wandb"))
 
 

@@ -10,7 +10,7 @@ import yaml
 
 from audioldm_lora.commands.sweep import check_overrides
 from audioldm_lora.commands.sweep import main as sweep_main
-from audioldm_lora.sweep.report import heatmap
+from audioldm_lora.sweep.report import collect, distinguishing_digits, heatmap
 from audioldm_lora.sweep.spec import SweepSpecError, covering_points, grid_points, load_sweep
 from audioldm_lora.sweep.wandb_backend import agent_command, wandb_sweep_definition
 from tests.cli_helpers import CONFIG, tiny_args
@@ -51,6 +51,12 @@ def test_local_sweep_end_to_end(tiny_model_dir: Path, synthetic_root: Path, tmp_
         assert float(row["steps_per_s"]) > 0 and float(row["peak_memory_mib"]) > 0
         assert row["val/kad"] and row["val/kad_delta"]
     assert rows["rank=2,alpha=2"]["trainable_params"] == rows["rank=2,alpha=4"]["trainable_params"]
+    done = [rows["rank=2,alpha=2"], rows["rank=2,alpha=4"]]
+    assert sorted(row["vs_best"] in ("~best", "worse") for row in done) == [False, True]  # one best, one compared
+    for row in done:
+        assert float(row["val/kad_low"]) < float(row["val/kad_high"])
+    compared = next(row for row in done if row["vs_best"] != "best")
+    assert float(compared["kad_minus_best_low"]) < float(compared["kad_minus_best_high"])
     assert (runs / "sweep_kad_heatmap.png").stat().st_size > 1000
     assert "| rank=2,alpha=4 | done | 2 | 4 |" in (runs / "sweep_report.md").read_text()
 
@@ -137,3 +143,48 @@ def test_heatmap_is_drawn_over_the_two_swept_parameters() -> None:
     grid = axis.images[0].get_array()
     assert grid[0, 2] == 0.0 and grid[0, 0] == 1.0 and grid[1, 1] == 5.0 and grid.mask[2, 1]
     assert axis.get_title() == "val/kad over te_targets x te_rank"
+
+
+def test_cells_that_differ_in_the_fourth_decimal_read_differently() -> None:
+    """On the authors' 12-point grid the tiny model's cells all read 83.3 at three digits."""
+    assert distinguishing_digits([83.3112, 83.3156, 83.3101]) == 5  # 83.311, 83.316, 83.31
+    assert distinguishing_digits([1.0, 2.0]) == 3 and distinguishing_digits([]) == 3
+    rows = [{"point": f"rank={r}", "state": "done", "rank": r, "val/kad": 83.31 + r / 10_000,
+             "vs_best": "best" if r == 1 else "~best"} for r in (1, 2, 4)]
+    labels = [text.get_text() for text in heatmap(rows).axes[0].texts]
+    assert labels == ["83.3101\nbest", "83.3102\n~best", "83.3104\n~best"]
+
+
+def test_points_are_compared_with_the_best_by_a_paired_interval(tmp_path: Path) -> None:
+    """Three points evaluated on the same prompts and seeds: the best, one that differs by noise only (~best) and
+    one clearly worse; a fourth evaluated on another prompt set is not paired."""
+    import json
+
+    import numpy as np
+
+    from metrics.embedding_file import save_embeddings
+    from metrics.genre_scores import LabelledEmbeddings
+
+    rng = np.random.default_rng(0)
+    reference = LabelledEmbeddings(rng.normal(size=(40, 8)), ["a"] * 40, "reference")
+    shared = rng.normal(size=(40, 8))
+    points = {"best": shared + 0.1, "noise": shared + 0.1 + 0.01 * rng.normal(size=(40, 8)), "worse": shared + 1.5,
+              "other": rng.normal(size=(30, 8)) + 3.0}
+    for name, clips in points.items():
+        evaluation = tmp_path / name / "logs" / "version_0" / "evaluation"
+        evaluation.mkdir(parents=True)
+        (tmp_path / name / "status.json").write_text(json.dumps({"state": "done", "params": {}}))
+        save_embeddings(evaluation / "step-000002.npz", reference, clips, ["a"] * len(clips))
+        from metrics.kad import kernel_audio_distance
+
+        kad = float(kernel_audio_distance(reference.embeddings, clips))
+        (evaluation.parent / "metrics.csv").write_text(f"step,val/kad\n2,{kad}\n")
+    rows = {row["point"]: row for row in collect(tmp_path)}
+    near = sorted(("best", "noise"), key=lambda name: rows[name]["vs_best"])  # either may be the lower by noise
+    assert [rows[name]["vs_best"] for name in near] == ["best", "~best"]
+    assert rows[near[0]]["kad_minus_best_low"] is None
+    assert rows[near[1]]["kad_minus_best_low"] < 0 < rows[near[1]]["kad_minus_best_high"]
+    assert rows["worse"]["vs_best"] == "worse" and rows["worse"]["kad_minus_best_low"] > 0
+    assert rows["other"]["vs_best"].startswith("not paired")
+    for row in rows.values():
+        assert row["val/kad_low"] < row["val/kad"] < row["val/kad_high"] or row["point"] == "other"

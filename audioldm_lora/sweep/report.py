@@ -1,5 +1,11 @@
 """The sweep summary: one row per point (its parameter values, size, speed, memory, final scores) as CSV, markdown
-and a heatmap of val/kad over the two parameters the sweep varies (rank x alpha, target x rank, ...)."""
+and a heatmap of val/kad over the two parameters the sweep varies (rank x alpha, target x rank, ...).
+
+Each point's final KAD carries its 95% interval, and each point is compared with the best one (lowest val/kad) by a
+paired interval of their KAD difference: both were evaluated on the same prompts, seeds and reference clips, so
+their clips pair row for row (:mod:`metrics.embedding_file`, :mod:`metrics.paired`). A point whose difference
+interval holds 0 is marked ``~best``: on this evaluation it cannot be told apart from the best.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +31,8 @@ def _pyplot():
     return plt
 
 RESULT_COLUMNS = ["trainable_params", "adapter_mb", "steps_per_s", "peak_memory_mib",
-                  "val/clap", "val/clap_delta", "val/kad", "val/kad_delta", "error"]
+                  "val/clap", "val/clap_delta", "val/kad", "val/kad_low", "val/kad_high", "val/kad_delta",
+                  "vs_best", "kad_minus_best_low", "kad_minus_best_high", "error"]
 """The columns after ``point``, ``state`` and the parameter columns (one per swept parameter, :func:`short_name`)."""
 ADAPTER = Path("adapters") / "final"
 
@@ -43,9 +50,44 @@ def last_logged(metrics_csv: Path, keys: list[str]) -> dict[str, float | None]:
     return values
 
 
+def last_evaluation(point_dir: Path) -> Path | None:
+    """The embeddings file of a point's last evaluation (``evaluation/step-*.npz`` of the highest step)."""
+    files = sorted((point_dir / "logs" / "version_0" / "evaluation").glob("step-*.npz"))
+    return files[-1] if files else None
+
+
+def _with_intervals(rows: list[dict[str, Any]], evaluations: list[Path | None]) -> None:
+    """Fill each row's KAD interval and its paired comparison with the best point (module docstring)."""
+    from metrics.bootstrap import paired_distance_difference  # numpy/torch work only when there is some
+    from metrics.embedding_file import load_scores
+    from metrics.genre_scores import OVERALL
+
+    scores = {i: load_scores(path) for i, path in enumerate(evaluations) if path is not None}
+    for i, score in scores.items():
+        low_high = score.compute()["rows"][OVERALL]["kad_ci"]
+        rows[i]["val/kad_low"], rows[i]["val/kad_high"] = (_round(v, 5) for v in low_high or (None, None))
+    ranked = [i for i in scores if rows[i].get("val/kad") is not None]
+    if not ranked:
+        return
+    best = min(ranked, key=lambda i: rows[i]["val/kad"])
+    reference, best_clips = scores[best].embedding_sets(OVERALL)
+    for i in ranked:
+        if i == best:
+            rows[i]["vs_best"] = "best"
+            continue
+        other_reference, clips = scores[i].embedding_sets(OVERALL)
+        if clips.shape != best_clips.shape or other_reference.shape != reference.shape:
+            rows[i]["vs_best"] = "not paired (another evaluation set)"
+            continue
+        difference = paired_distance_difference("kad", reference, best_clips, clips)
+        rows[i]["kad_minus_best_low"], rows[i]["kad_minus_best_high"] = _round(difference.low, 5), _round(
+            difference.high, 5)
+        rows[i]["vs_best"] = "worse" if difference.excludes_zero else "~best"
+
+
 def collect(runs_dir: str | Path) -> list[dict[str, Any]]:
     """A row for every point folder (one with ``status.json``) under ``runs_dir``."""
-    rows = []
+    rows, evaluations = [], []
     for directory in sorted(p for p in Path(runs_dir).iterdir() if (p / "status.json").is_file()):
         status = read_status(directory)
         params = status.get("params", {})
@@ -65,6 +107,10 @@ def collect(runs_dir: str | Path) -> list[dict[str, Any]]:
             **{key: _round(value, 5) for key, value in metrics.items()},
             "error": status.get("summary", ""),
         })
+        evaluations.append(last_evaluation(directory))
+    for row in rows:
+        row.update({key: row.get(key) for key in RESULT_COLUMNS})  # every row has every column
+    _with_intervals(rows, evaluations)
     return rows
 
 
@@ -126,12 +172,31 @@ def heatmap(rows: list[dict[str, Any]], metric: str = "val/kad"):
     axis.set_yticks(range(len(row_values)), [str(v) for v in row_values] if row_key else [""])
     axis.set_xlabel(column_key or "")
     axis.set_ylabel(row_key or "")
+    digits = distinguishing_digits([value for line in grid for value in line if not math.isnan(value)])
+    near_best = {(row_values.index(row.get(row_key)) if row_key else 0,
+                  column_values.index(row.get(column_key)) if column_key else 0): row.get("vs_best")
+                 for row in rows}
     for i, line in enumerate(grid):
         for j, value in enumerate(line):
-            axis.text(j, i, "failed" if math.isnan(value) else f"{value:.3g}", ha="center", va="center", color="w")
+            label = "failed" if math.isnan(value) else f"{value:.{digits}g}"
+            if near_best.get((i, j)) in ("best", "~best"):
+                label += "\n" + near_best[(i, j)]
+            axis.text(j, i, label, ha="center", va="center", color="w")
     figure.colorbar(image, ax=axis, label=f"{metric} (lower is better)")
     axis.set_title(f"{metric} over {row_key} x {column_key}" if row_key else f"{metric} over {column_key}")
+    if any(kind in ("best", "~best") for kind in near_best.values()):
+        axis.set_xlabel(f"{column_key or ''}\n~best: paired 95% interval of the KAD difference to the best holds 0")
     return figure
+
+
+def distinguishing_digits(values: list[float], least: int = 3, most: int = 8) -> int:
+    """The fewest significant digits (at least ``least``) at which the distinct values print distinctly: cells that
+    differ in the fourth decimal must not all read 83.3."""
+    distinct = set(values)
+    for digits in range(least, most + 1):
+        if len({f"{value:.{digits}g}" for value in distinct}) == len(distinct):
+            return digits
+    return most
 
 
 def write_report(runs_dir: str | Path) -> dict[str, Path]:

@@ -61,8 +61,12 @@ def test_mel_stats_overall_and_per_genre_values(folders, tmp_path: Path, capsys,
     low, high = rows["gugak"]["kad_ci"]
     assert low < high
     kad = f"{rows['gugak']['kad']:.4f} [{low:.4f}, {high:.4f}]"
-    assert f"| gugak | 4 | 3 | – | {kad} | {rows['gugak']['fad']:.4f} |" in markdown
+    fad_low, fad_high = rows["gugak"]["fad_ci"]
+    assert fad_low < rows["gugak"]["fad"] < fad_high  # FAD's jackknife interval is centred on the value
+    fad = f"{rows['gugak']['fad']:.4f} [{fad_low:.4f}, {fad_high:.4f}]"
+    assert f"| gugak | 4 | 3 | – | {kad} | {fad} |" in markdown
     assert report["intervals"]["resamples"] == 1000 and "left out of the within-set sums" in markdown
+    assert "FAD: normal interval, standard error from the grouped jackknife" in markdown
     assert markdown in capsys.readouterr().out
     assert sorted(os.listdir(tmp_path / "out")) == ["metrics.json", "metrics.md"]  # no temp files left
 

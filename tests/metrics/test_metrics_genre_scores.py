@@ -114,7 +114,7 @@ def test_a_genre_scored_against_other_genres_is_marked_everywhere_and_never_logg
 
 
 def test_rows_carry_bootstrap_intervals_with_their_method() -> None:
-    from metrics.bootstrap import bootstrap_kad, bootstrap_mean
+    from metrics.bootstrap import bootstrap_kad, bootstrap_mean, distance_interval
     from metrics.clap import apply_convention
 
     reference, generated, genres, text = _sets(2)
@@ -131,8 +131,12 @@ def test_rows_carry_bootstrap_intervals_with_their_method() -> None:
                           resamples=300, seed=7)
     assert overall["clap_score_ci"] == pytest.approx([clap.low, clap.high])
     assert 0.0 <= overall["clap_score_ci"][0] < overall["clap_score_ci"][1] <= 1.0  # in the shifted convention
+    fad = distance_interval("fad", reference.embeddings, generated)
+    assert overall["fad_ci"] == pytest.approx([fad.low, fad.high]) and fad.low < overall["fad"] < fad.high
+    assert set(report["intervals"]["methods"]) == {"kad", "fad", "clap_score"}
     assert GenreScores(reference, "x", resamples=0, sync_on_compute=False).resamples == 0
     none = GenreScores(reference, "LoRA", resamples=0, sync_on_compute=False)
     none.update(generated, genres, text)
     plain = none.compute()
     assert plain["intervals"] is None and plain["rows"][OVERALL]["kad_ci"] is None
+    assert plain["rows"][OVERALL]["fad_ci"] is None
