@@ -82,8 +82,8 @@ class ToyEvalSettings:
     duration: float = 1.28
     batch_size: int = 32
     caption_template: str = "{genre} music"
-    f_improvement: float = 0.30  # KAD(F) must drop by at least this fraction
-    max_regression: float = 0.10  # KAD on each base genre may rise by at most this fraction
+    f_improvement: float = 0.30  # KAD(F) must drop by at least this fraction, significantly
+    max_regression: float = 0.10  # KAD on a base genre must not rise by more than this fraction, significantly
 
     @property
     def genres(self) -> list[str]:

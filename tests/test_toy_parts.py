@@ -78,8 +78,9 @@ def test_recipe_rejects_a_held_out_genre_among_the_base_genres() -> None:
         ToyRecipe(held_out="techno")
 
 
-def _row(base: float, lora: float) -> dict[str, float]:
-    return {"kad_base": base, "kad_lora": lora}
+def _row(base: float, lora: float, significant: bool | None = None) -> dict[str, float | bool | None]:
+    row = {"kad_base": base, "kad_lora": lora}
+    return row if significant is None else {**row, "kad_delta_significant": significant, "kad_delta_ci": [0.1, 0.2]}
 
 
 def test_verdict_names_each_missed_target() -> None:
@@ -89,6 +90,19 @@ def test_verdict_names_each_missed_target() -> None:
     rows = {"gugak": _row(10.0, 7.1), POOLED: _row(2.0, 2.3), "techno": _row(4.0, 4.5), "chiptune": _row(1.0, 0.5)}
     failures = kad_failures(rows, settings)
     assert [f.split(":")[0] for f in failures] == ["gugak", POOLED, "techno"]
+
+
+def test_the_verdict_weighs_each_difference_by_its_paired_interval() -> None:
+    """A 16% rise whose interval holds 0 is no failure (techno on the one-thread toy base: +16%, interval
+    [-0.32, +4.54]); the same rise, significant, is; F's drop must be significant as well as 30%."""
+    settings = ToyEvalSettings(base_genres=("techno",))
+    rows = {"gugak": _row(67.8, 30.7, True), POOLED: _row(0.71, 0.74, False), "techno": _row(11.0, 12.8, False)}
+    assert kad_failures(rows, settings) == []
+    rows["techno"] = _row(11.0, 12.8, True)
+    assert [f.split(":")[0] for f in kad_failures(rows, settings)] == ["techno"]
+    rows = {"gugak": _row(67.8, 30.7, False), POOLED: _row(0.71, 0.74, False), "techno": _row(11.0, 11.0, True)}
+    assert kad_failures(rows, settings) == ["gugak: KAD 67.800 -> 30.700, but the paired interval [0.1, 0.2] holds 0 "
+                                            "(not significant)"]
 
 
 def test_toy_report_writes_the_table_and_checks_the_targets(tmp_path: Path) -> None:
