@@ -105,15 +105,21 @@ def kad_statistic(reference: torch.Tensor, generated: torch.Tensor, bandwidth: f
     k_xx, k_yy, k_xy = (torch.exp(-gamma * torch.cdist(p, q).pow(2)).numpy() for p, q in ((a, a), (b, b), (a, b)))
 
     def statistic(cx: Counts, cy: Counts) -> np.ndarray:
-        cross = np.einsum("rp,pq,rq->r", cx, k_xy, cy) / (cx.sum(axis=1) * cy.sum(axis=1))
+        cross = _quadratic(cx, k_xy, cy) / (cx.sum(axis=1) * cy.sum(axis=1))
         return KAD_SCALE * (_within(k_xx, cx) + _within(k_yy, cy) - 2.0 * cross)
 
     return statistic
 
 
+def _quadratic(left: Counts, kernel: np.ndarray, right: Counts) -> np.ndarray:
+    """``left[r] @ kernel @ right[r]`` for every resample r, as one matrix product (BLAS; ``np.einsum`` over the
+    three indices is tens of times slower on a few thousand clips)."""
+    return np.einsum("rq,rq->r", left @ kernel, right)
+
+
 def _within(kernel: np.ndarray, counts: Counts) -> np.ndarray:
     """Mean kernel over pairs of different original clips, per resample (rows of ``counts``)."""
-    quadratic = np.einsum("rp,pq,rq->r", counts, kernel, counts)
+    quadratic = _quadratic(counts, kernel, counts)
     diagonal = (counts**2) @ np.diag(kernel)
     pairs = counts.sum(axis=1) ** 2 - (counts**2).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):  # no pair of different clips: NaN, left out later
@@ -137,12 +143,20 @@ def _gaussian(rows: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndar
 def fad_statistic(reference: torch.Tensor, generated: torch.Tensor) -> Statistic:
     """FAD of resampled sets (module docstring: the square-root trace from singular values)."""
     a, b = _centred(reference, generated)
+    fitted: dict[tuple[int, bytes], tuple[np.ndarray, np.ndarray, float]] = {}
+
+    def gaussian(side: int, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        """:func:`_gaussian`, remembered: a jackknife leaves one set whole while the other's groups go in turn."""
+        key = (side, counts.tobytes())
+        if key not in fitted:
+            fitted[key] = _gaussian(a if side == 0 else b, counts)
+        return fitted[key]
 
     def statistic(cx: Counts, cy: Counts) -> np.ndarray:
         values = np.empty(cx.shape[0])
         for r in range(cx.shape[0]):
-            mean_x, factor_x, trace_x = _gaussian(a, cx[r])
-            mean_y, factor_y, trace_y = _gaussian(b, cy[r])
+            mean_x, factor_x, trace_x = gaussian(0, cx[r])
+            mean_y, factor_y, trace_y = gaussian(1, cy[r])
             singular = np.linalg.svd(factor_x @ factor_y.T, compute_uv=False) if np.isfinite(trace_x + trace_y) else 0
             values[r] = np.square(mean_x - mean_y).sum() + trace_x + trace_y - 2.0 * np.sum(singular)
         return values

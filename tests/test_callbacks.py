@@ -16,6 +16,7 @@ from callbacks import AdapterExport, AutoOfflineWandbLogger
 from callbacks.ab_sampling import ABSampling
 from callbacks.adapter_health import AdapterHealth, lora_update_norms
 from lightning_modules.adapter_sites import site_layers
+from callbacks.conditioning_gain import ConditioningGain
 from callbacks.evaluation import GenreEvaluation
 from datamodules import GenreAudioDataModule
 from lightning_modules.module import AudioLDMLoRA
@@ -42,10 +43,12 @@ def csv_run(tiny_model_dir: Path, synthetic_root: Path, tmp_path_factory: pytest
                           guidance_scales=[1.0, 2.5])
     evaluation = GenreEvaluation(embedder="mel-stats", clips_per_genre=2, reference_dir=str(synthetic_root))
     health = AdapterHealth(every_n_steps=1)
+    gain = ConditioningGain()
     best = ModelCheckpoint(monitor="val/kad", mode="min", save_top_k=1, filename="best-{step}")
     trainer = Trainer(max_steps=4, val_check_interval=2, check_val_every_n_epoch=None, accelerator="cpu",
                       logger=CSVLogger(str(run_dir), name="cb"), log_every_n_steps=1, enable_progress_bar=False,
-                      callbacks=[sampling, evaluation, health, best, AdapterExport()], default_root_dir=run_dir,
+                      callbacks=[sampling, evaluation, health, gain, best, AdapterExport()],
+                      default_root_dir=run_dir,
                       num_sanity_val_steps=0)
     module = make_module(tiny_model_dir)
     trainer.fit(module, datamodule=make_data(synthetic_root))
@@ -91,6 +94,24 @@ def test_evaluation_logs_kad_against_base_and_drives_checkpointing(csv_run) -> N
     table = (Path(trainer.log_dir) / "evaluation" / "step-000004.md").read_text()
     assert "| KAD base | KAD LoRA | KAD delta |" in table
     assert "| all | 6 |" in table
+
+
+def test_conditioning_gain_is_logged_per_genre_on_fixed_noise(csv_run, synthetic_root: Path) -> None:
+    trainer, module, _, _, _ = csv_run
+    """A random tiny model barely listens to its prompt: its gains are about 1e-5 against an error of about 1.1."""
+    rows = [r for r in metric_rows(Path(trainer.log_dir)) if r.get("val/cond_gain/gugak")]
+    assert len(rows) == 2  # both validations
+    for genre in ("boom_bap", "chiptune", "gugak"):
+        for row in rows:
+            scale = float(row[f"val/cond_error/{genre}"])
+            for key in ("cond_gain", "cond_gain_empty", "cond_gain_base", "cond_gain_empty_base"):
+                assert abs(float(row[f"val/{key}/{genre}"])) < 1e-3 * scale, (key, genre, row)
+        assert rows[0][f"val/cond_gain_base/{genre}"] == rows[1][f"val/cond_gain_base/{genre}"]  # measured once
+    # the same timesteps and noise at every validation: two validations of one model give the same gains
+    first, second = (trainer.validate(module, datamodule=make_data(synthetic_root), verbose=False)[0]
+                     for _ in range(2))
+    gains = {key: value for key, value in first.items() if "cond_" in key}
+    assert len(gains) == 5 * 3 and gains == {key: second[key] for key in gains}
 
 
 def test_adapter_health_reports_the_update_norm(csv_run) -> None:
