@@ -1,13 +1,16 @@
 """``audioldm-lora evaluate``: CLAP score, KAD and FAD of a folder of generated clips against a reference folder.
 
-    audioldm-lora evaluate --generated DIR --reference DIR [--prompts FILE | --manifest FILE] \\
+    audioldm-lora evaluate --generated DIR --reference DIR [--prompts FILE | --manifest FILE] [--baseline DIR] \\
         [--embedder mel-stats | clap[:ID_OR_DIR] | laion:CKPT.pt] [--out DIR] \\
         [--generated-embeddings A.npy] [--reference-embeddings B.npy] [--clap-convention raw|shifted]
 
 Writes ``metrics.json`` and ``metrics.md`` (a table: all clips, then one row per genre) to ``--out`` and prints the
 table. Genres come from subfolders (``DIR/<genre>/clip.wav``) or the manifest's ``genre`` column; prompts from the
 manifest's ``caption``, ``--prompts``, or ``<stem>.json`` sidecars (see :mod:`metrics.clip_labels`). The CLAP score
-needs prompts and a CLAP embedder. Embeddings are cached per file (content hash + embedder id).
+needs prompts and a CLAP embedder. Embeddings are cached per file (content hash + embedder id). Every score has its
+95% interval. ``--baseline DIR`` holds the same files made another way (the base model on the same prompts and
+seeds): the report then adds the paper's comparison table, each delta with its paired interval (files paired by
+name, :mod:`metrics.paired`).
 
 ``main(argv)`` returns the exit status: 0 on success, 2 for bad input (the message names the file or folder and
 what to fix; nothing is written). Progress over the embedded files goes to stderr (``--progress false``: none).
@@ -47,6 +50,9 @@ def build_parser() -> ArgumentParser:
                              "with path and prompt[, genre].")
     parser.add_argument("--manifest", type=str | None, default=None,
                         help="CSV manifest path,caption,genre of the generated clips (paths relative to it).")
+    parser.add_argument("--baseline", type=str | None, default=None,
+                        help="folder of the same clips (same names) from the base model on the same prompts and "
+                             "seeds: adds the base-vs-generated table with paired intervals.")
     parser.add_argument("--embedder", type=str, default="mel-stats",
                         help=f"embedding model: {', '.join(EMBEDDER_SPECS)}.")
     parser.add_argument("--out", type=str | None, default=None,
@@ -76,6 +82,11 @@ def run(args: Namespace) -> int:
 
     report, out = _run(args)
     markdown = render_markdown(report)
+    if "comparison" in report:
+        from metrics.comparison import comparison_markdown
+
+        title = f"--baseline ({report['comparison']['baseline']}) as base, --generated as LoRA, paired by file"
+        markdown += "\n" + comparison_markdown(report["comparison"]["rows"], title)
     atomic_write_json(out / "metrics.json", report)
     atomic_write_text(out / "metrics.md", markdown)
     print(markdown, end="")
@@ -88,14 +99,16 @@ def _run(args: Namespace) -> tuple[dict, Path]:
     from metrics.cache import EmbeddingCache, default_cache_dir
     from metrics.clip_labels import EvaluationInputError, discover_clips, label_clips
     from metrics.embedders import build_embedder
-    from metrics.evaluation import score_report
+    from metrics.comparison import compare_reports
+    from metrics.evaluation import scores_of
+    from metrics.paired import paired_differences
 
     for folder, npy, role in ((args.generated, args.generated_embeddings, "generated"),
                               (args.reference, args.reference_embeddings, "reference")):
         if (folder is None) == (npy is None):
             raise EvaluationInputError(f"give exactly one of --{role} DIR or --{role}-embeddings FILE.npy")
-    if (args.prompts or args.manifest) and args.generated is None:
-        raise EvaluationInputError("--prompts and --manifest describe the clips of --generated DIR")
+    if (args.prompts or args.manifest or args.baseline) and args.generated is None:
+        raise EvaluationInputError("--prompts, --manifest and --baseline go with the clips of --generated DIR")
     if args.batch_size < 1:
         raise EvaluationInputError(f"--batch-size must be at least 1, got {args.batch_size}")
     generated_clips = reference_clips = None
@@ -103,6 +116,7 @@ def _run(args: Namespace) -> tuple[dict, Path]:
         generated_clips = label_clips(discover_clips(args.generated, "generated"), args.prompts, args.manifest)
     if args.reference is not None:
         reference_clips = discover_clips(args.reference, "reference")
+    baseline_clips = _paired_clips(generated_clips, args.baseline) if args.baseline else None
     for clips, role in ((generated_clips, "generated"), (reference_clips, "reference")):
         if clips is not None and len(clips) < 2:
             raise EvaluationInputError(
@@ -138,14 +152,17 @@ def _run(args: Namespace) -> tuple[dict, Path]:
     elif args.prompts or args.manifest:
         notes.append("precomputed generated embeddings: no CLAP score")
 
-    report = score_report(
-        generated,
-        reference,
-        text_embeddings=text_embeddings,
-        prompted=prompted,
-        convention=args.clap_convention,
-        bandwidth=args.kad_bandwidth,
-    )
+    settings = {"text_embeddings": text_embeddings, "prompted": prompted, "convention": args.clap_convention,
+                "bandwidth": args.kad_bandwidth}
+    scores = scores_of(generated, reference, **settings)
+    report = scores.compute()
+    if baseline_clips is not None:
+        baseline = _embeddings(baseline_clips, args.baseline, None, "baseline", embedder, cache, args.batch_size,
+                               args.progress)
+        baseline_scores = scores_of(baseline, reference, **settings)
+        report["comparison"] = {"baseline": args.baseline, "paired_by": "file name",
+                                "rows": compare_reports(baseline_scores.compute(), report,
+                                                        paired_differences(baseline_scores, scores))}
     report["embedder"] = args.embedder if embedder is not None else "precomputed"
     report["embedder_id"] = embedder.embedder_id if embedder is not None else "precomputed"
     report["notes"] = notes
@@ -156,6 +173,28 @@ def _run(args: Namespace) -> tuple[dict, Path]:
     default_name = Path(args.generated or args.generated_embeddings).with_suffix("").name
     out = Path(args.out) if args.out else Path("runs") / "evaluate" / default_name
     return report, out
+
+
+def _paired_clips(generated: list[Clip], folder: str) -> list[Clip]:
+    """The baseline's clips in the order of the generated ones, with their genres and prompts (same names: the
+    same prompt and seed).
+
+    Raises:
+        EvaluationInputError: a name is in one folder and not the other (the first few are named).
+    """
+    from dataclasses import replace
+
+    from metrics.clip_labels import EvaluationInputError, discover_clips
+
+    baseline = {clip.key: clip for clip in discover_clips(folder, "baseline")}
+    names = {clip.key for clip in generated}
+    for missing, where, other in ((sorted(names - set(baseline)), f"--baseline {folder}", "--generated"),
+                                  (sorted(set(baseline) - names), "--generated", f"--baseline {folder}")):
+        if missing:
+            shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            raise EvaluationInputError(f"{where} lacks {len(missing)} clip(s) that {other} has: {shown}. A paired "
+                                       "comparison needs the same file names in both folders (same prompt and seed)")
+    return [replace(baseline[clip.key], genre=clip.genre, prompt=clip.prompt) for clip in generated]
 
 
 def _embeddings(

@@ -216,3 +216,35 @@ def test_outputs_are_atomic(folders, tmp_path: Path, monkeypatch) -> None:
         _run(tmp_path, "--generated", str(generated), "--reference", str(reference), "--no-cache")
     leftovers = [p.name for p in (tmp_path / "out").iterdir()] if (tmp_path / "out").exists() else []
     assert leftovers == []  # neither a partial metrics.json nor a temp file
+
+
+def test_a_baseline_folder_adds_the_paired_comparison(folders, tmp_path: Path, capsys) -> None:
+    """--baseline: the same file names made another way; the deltas equal the two folders' own scores' difference,
+    with the paired interval metrics.paired gives, and a folder that lacks a file is refused with its name."""
+    from metrics.bootstrap import paired_distance_difference
+
+    generated, reference = folders
+    baseline = tmp_path / "baseline"
+    write_genre_folder(baseline, {"boom_bap": 3, "gugak": 4}, base_frequency=225.0, noise=0.1, seed=2)
+    assert _run(tmp_path, "--generated", str(generated), "--reference", str(reference), "--baseline", str(baseline)) == 0
+    report = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    rows = report["comparison"]["rows"]
+    assert report["comparison"]["paired_by"] == "file name" and set(rows) == {"all", "boom_bap", "gugak"}
+    assert rows["all"]["kad_lora"] == pytest.approx(report["rows"]["all"]["kad"], rel=1e-12)
+    embedder = MelStatisticsEmbedder()
+    keys = sorted(p.relative_to(generated) for p in generated.rglob("*.wav"))
+    gen, base = (_embed([folder / key for key in keys], embedder) for folder in (generated, baseline))
+    ref = _embed(sorted(reference.rglob("*.wav")), embedder)
+    expected = paired_distance_difference("kad", ref, base, gen)
+    assert rows["all"]["kad_delta"] == pytest.approx(expected.value, rel=1e-4)
+    assert rows["all"]["kad_delta_ci"] == pytest.approx([expected.low, expected.high], rel=1e-3, abs=1e-6)
+    markdown = (tmp_path / "out" / "metrics.md").read_text()
+    assert "--baseline" in markdown and "| KAD base | KAD LoRA | KAD delta |" in markdown and "paired" in markdown
+
+    (baseline / "gugak" / sorted(p.name for p in (baseline / "gugak").glob("*.wav"))[0]).unlink()
+    capsys.readouterr()
+    assert main(["--generated", str(generated), "--reference", str(reference), "--baseline", str(baseline),
+                 "--out", str(tmp_path / "refused"), "--cache-dir", str(tmp_path / "cache")]) == 2
+    assert not (tmp_path / "refused").exists()
+    message = capsys.readouterr().err
+    assert f"--baseline {baseline} lacks 1 clip(s) that --generated has: gugak/" in message
