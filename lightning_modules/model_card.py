@@ -59,13 +59,19 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _is_interval(value: Any) -> bool:
+    return isinstance(value, list) and len(value) == 2 and all(_is_number(v) for v in value)
+
+
 def _flatten(row: dict[str, Any]) -> dict[str, Any]:
-    """``{"base": {"kad": 1}}`` -> ``{"base/kad": 1}`` (one level), keeping numbers and None only."""
+    """``{"base": {"kad": 1}}`` -> ``{"base/kad": 1}`` (one level), keeping numbers and None, the ``<name>_ci``
+    intervals (shown in their number's cell) and the ``<name>_significant`` marks."""
     flat: dict[str, Any] = {}
     for key, value in row.items():
         if isinstance(value, dict):
             flat.update({f"{key}/{k}": v for k, v in value.items() if _is_number(v) or v is None})
-        elif _is_number(value) or value is None:
+        elif _is_number(value) or value is None or (key.endswith("_ci") and _is_interval(value)) or (
+                key.endswith("_significant") and isinstance(value, bool)):
             flat[key] = value
     return flat
 
@@ -94,6 +100,15 @@ def _format(value: Any) -> str:
     return f"{value:.4f}"
 
 
+def _cell(row: dict[str, Any], column: str) -> str:
+    """A number with its 95% interval where the row has one, and ``n.s.`` where a difference is not significant."""
+    text = _format(row.get(column))
+    interval = row.get(f"{column}_ci")
+    if row.get(column) is not None and _is_interval(interval):
+        text += f" [{interval[0]:.4f}, {interval[1]:.4f}]"
+    return text + (" n.s." if row.get(f"{column}_significant") is False else "")
+
+
 def metrics_table(metrics: dict[str, Any]) -> list[str]:
     """A markdown table (one row per set, one column per numeric metric) of a metrics mapping.
 
@@ -103,12 +118,13 @@ def metrics_table(metrics: dict[str, Any]) -> list[str]:
     rows = _rows(metrics)
     columns: list[str] = []
     for row in rows.values():
-        columns += [key for key, value in row.items() if key not in columns and _is_number(value)]
+        columns += [key for key, value in row.items()
+                    if key not in columns and _is_number(value) and not key.endswith("_clips_needed")]
     if not columns:
         raise ModelCardError("The metrics hold no numbers to tabulate (expected {set: {metric: value}} or 'rows').")
     lines = ["| set | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
     for name, row in rows.items():
-        lines.append(f"| {name} | " + " | ".join(_format(row.get(column)) for column in columns) + " |")
+        lines.append(f"| {name} | " + " | ".join(_cell(row, column) for column in columns) + " |")
     for role in ("generated", "reference"):
         if isinstance(metrics.get(role), dict) and "source" in metrics[role]:
             source = metrics[role]

@@ -18,7 +18,8 @@ REPORT = {  # the shape of `audioldm-lora evaluate`'s metrics.json
     "generated": {"source": "samples/lora", "clips": 12},
     "reference": {"source": "data/test", "clips": 12},
     "rows": {
-        "all": {"n_generated": 12, "n_reference": 12, "kad": 1.23456, "fad": 4.5, "clap_score": 0.31, "note": None},
+        "all": {"n_generated": 12, "n_reference": 12, "kad": 1.23456, "fad": 4.5, "clap_score": 0.31, "note": None,
+                "kad_ci": [0.5, 2.0], "fad_ci": None},
         "boom_bap": {"n_generated": 4, "n_reference": 4, "kad": -0.5, "fad": 6.0, "clap_score": None, "note": "x"},
     },
 }
@@ -55,9 +56,24 @@ def test_card_from_adapter_info_and_metrics(adapter: Path, tmp_path: Path) -> No
     assert "| data size | 10 source files (boom_bap: 5, gugak: 5; counted when this card was written) |" in card
     assert "| training data | genres |" in card and str(adapter.parent) not in card  # no local path is published
     assert "| set | n_generated | n_reference | kad | fad | clap_score |" in card
-    assert "| all | 12 | 12 | 1.2346 | 4.5000 | 0.3100 |" in card
+    assert "| all | 12 | 12 | 1.2346 [0.5000, 2.0000] | 4.5000 | 0.3100 |" in card  # with its interval
     assert "| boom_bap | 4 | 4 | -0.5000 | 6.0000 | – |" in card
     assert 'pipe.unet.load_lora_adapter("path/to/this/folder", prefix=None' in card
+
+
+def test_a_comparison_table_shows_each_interval_and_marks_what_is_not_significant() -> None:
+    from lightning_modules.model_card import metrics_table
+
+    rows = {"rows": {"gugak": {"reference_set": "gugak", "n_generated": 48, "kad_base": 67.7, "kad_lora": 30.7,
+                               "kad_delta": -37.0, "kad_delta_ci": [-48.2, -24.5], "kad_delta_significant": True,
+                               "kad_clips_needed": 9},
+                     "techno": {"reference_set": "techno", "n_generated": 48, "kad_base": 11.0, "kad_lora": 12.8,
+                                "kad_delta": 1.8, "kad_delta_ci": [-0.3, 4.5], "kad_delta_significant": False,
+                                "kad_clips_needed": 67}}}
+    lines = metrics_table(rows)
+    assert lines[0] == "| set | n_generated | kad_base | kad_lora | kad_delta |"
+    assert "| gugak | 48 | 67.7000 | 30.7000 | -37.0000 [-48.2000, -24.5000] |" in lines
+    assert "| techno | 48 | 11.0000 | 12.8000 | 1.8000 [-0.3000, 4.5000] n.s. |" in lines
 
 
 def test_card_of_a_local_base_leaves_base_model_out_of_the_front_matter(adapter: Path, tiny_model_dir: Path) -> None:
