@@ -9,7 +9,9 @@ prompt, and another genre's prompt (``prompt_template`` of the next genre in sor
 - ``val/cond_gain_empty/<genre>``: error under "" minus error under the own caption.
 - ``val/cond_error/<genre>``: the error under the own caption (the scale the gains are read against).
 - ``val/cond_gain_base/<genre>`` and ``val/cond_gain_empty_base/<genre>``: the same for the base model (adapters
-  off), measured at the first validation (the base does not change) and logged at every one.
+  off), measured at the first validation of the process (the base does not change) and logged at every one. They
+  are not kept in checkpoints: a resumed run or a ``lightning validate`` on other data measures them again on the
+  clips it validates (the same values where the clips are the same, since noise and timesteps are fixed).
 
 An adapter that teaches a genre should raise that genre's gain and leave the others'. It costs forward passes only:
 ``3 x len(timesteps)`` UNet calls per validation batch (twice that at the first validation), no sampling. The errors
@@ -144,11 +146,4 @@ class ConditioningGain(Callback):
         for key, value in base.items():
             pl_module.log(key, value)
         self._base = base
-
-    def state_dict(self) -> dict[str, Any]:
-        """The base model's gains (measured once), so that a resumed run logs the same values without measuring."""
-        return {"base": self._base}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._base = state_dict.get("base")
 
