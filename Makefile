@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml Makefile
 venv: $(STAMP) ## Create .venv and install the project with its test dependencies
 
 # Two pytest workers of one thread each: the tests are many small CPU-bound runs, which two single-threaded
-# processes finish in about two thirds of the time one two-threaded process takes (docs/testing.md).
+# processes finish in about two thirds of the time one two-threaded process takes (docs/reliability.md).
 TEST_WORKERS ?= 2
 PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist loadfile
 test: venv ## Run the whole test suite (what CI runs)
