@@ -34,6 +34,15 @@ def command(model_dir: Path, data_root: Path, run_dir: Path, *extra: str) -> lis
     return [sys.executable, "-m", "audioldm_lora", *args]
 
 
+def wait_before_the_next_write(process: subprocess.Popen, seconds: float, marker: Path) -> None:
+    """Wait up to ``seconds``, less if the process ends or a checkpoint write starts (``marker`` appears). A kill then
+    lands before the next write completes, so an attempt with steps left is always killed. A fixed sleep let a fast
+    machine finish the run first: an unloaded CI run resumed at step 10 and completed within the sleep (4 kills)."""
+    deadline = time.monotonic() + seconds
+    while process.poll() is None and time.monotonic() < deadline and not marker.exists():
+        time.sleep(0.005)
+
+
 def final_adapter(run_dir: Path) -> dict[str, torch.Tensor]:
     return load_file(run_dir / "tiny" / "version_0" / "adapters" / "final" / ADAPTER_WEIGHTS)
 
@@ -62,8 +71,8 @@ def test_kill_9_at_random_moments_and_resume_gives_the_uninterrupted_adapter(
                     *resume),
             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
-        if moment == "anywhere":  # start-up, a training step, sampling, evaluation
-            time.sleep(rng.uniform(4.0, 20.0))
+        if moment == "anywhere":  # start-up, a training step, sampling, evaluation, the start of a write
+            wait_before_the_next_write(process, rng.uniform(4.0, 20.0), marker)
         else:  # wait for a checkpoint write: its bytes are written, not yet synced and renamed into place
             while process.poll() is None and not marker.exists():
                 time.sleep(0.005)
@@ -74,7 +83,7 @@ def test_kill_9_at_random_moments_and_resume_gives_the_uninterrupted_adapter(
                 while process.poll() is None and (marker.exists() or not last.exists()
                                                   or last.stat().st_mtime_ns == written_before):
                     time.sleep(0.005)
-                time.sleep(rng.uniform(0.0, 2.0))
+                wait_before_the_next_write(process, rng.uniform(0.0, 2.0), marker)
         if process.poll() is None:
             process.kill()
             kills += 1
