@@ -1,9 +1,10 @@
 """The paper's comparison table: base model against LoRA on the same prompts and seeds, per genre and overall.
 
 Kim et al. (2025) report CLAP and KAD for the base model and the adapter and their deltas; FAD is added, and every
-value carries its 95% interval where the reports have one. Inputs are two :func:`metrics.evaluation.score_report`
-results over the same prompts, seeds and reference clips, and optionally their paired differences
-(:func:`metrics.paired.paired_differences`), which give each delta its interval and significance.
+value carries its 95% interval where the reports have one. Inputs are the reports (``compute()``) of two
+:func:`metrics.evaluation.scores_of` results over the same prompts, seeds and reference clips, and optionally
+their paired differences (:func:`metrics.paired.paired_differences`), which give each delta its interval and
+significance.
 """
 
 from __future__ import annotations

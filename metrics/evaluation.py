@@ -27,27 +27,10 @@ def scores_of(
     bandwidth: float | None = None,
     block_size: int = DEFAULT_BLOCK_SIZE,
 ) -> GenreScores:
-    """The :class:`~metrics.genre_scores.GenreScores` of the generated set, fed once in one process (no DDP sync):
-    ``compute()`` is its report, and two of them on the same prompts and seeds give paired differences
-    (:func:`metrics.paired.paired_differences`). Arguments as :func:`score_report`."""
-    scores = GenreScores(reference, generated.source, convention=convention, bandwidth=bandwidth,
-                         block_size=block_size, sync_on_compute=False)
-    scores.update(generated.embeddings, generated.genres, text_embeddings, prompted)
-    return scores
-
-
-def score_report(
-    generated: LabelledEmbeddings,
-    reference: LabelledEmbeddings,
-    *,
-    text_embeddings: np.ndarray | None = None,
-    prompted: list[bool] | None = None,
-    convention: ClapConvention = "raw",
-    bandwidth: float | None = None,
-    block_size: int = DEFAULT_BLOCK_SIZE,
-) -> dict:
-    """KAD, FAD and (with ``text_embeddings``) the CLAP score, overall and per genre of the generated set, each with
-    its 95% interval, in one process.
+    """KAD, FAD and (with ``text_embeddings``) the CLAP score of the generated set, overall and per genre, as a
+    :class:`~metrics.genre_scores.GenreScores` fed once in one process (no DDP sync). ``compute()`` is the report
+    (each score with its 95% interval); two of them on the same prompts and seeds give paired differences
+    (:func:`metrics.paired.paired_differences`).
 
     Args:
         text_embeddings: ``[N, D]`` CLAP text embeddings aligned with the generated rows; rows whose ``prompted``
@@ -55,10 +38,13 @@ def score_report(
         bandwidth: fixed KAD bandwidth; None uses each generated group's median pairwise distance.
 
     Raises:
-        EmbeddingError: the overall sets have fewer than 2 rows, different dimensions or NaN/inf rows.
+        EmbeddingError (at ``compute()``): the overall sets have fewer than 2 rows, different dimensions or NaN/inf
+            rows.
     """
-    return scores_of(generated, reference, text_embeddings=text_embeddings, prompted=prompted,
-                     convention=convention, bandwidth=bandwidth, block_size=block_size).compute()
+    scores = GenreScores(reference, generated.source, convention=convention, bandwidth=bandwidth,
+                         block_size=block_size, sync_on_compute=False)
+    scores.update(generated.embeddings, generated.genres, text_embeddings, prompted)
+    return scores
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:

@@ -5,7 +5,7 @@ a group per genre plus the overall group (:data:`OVERALL`), each a :class:`~metr
 a :class:`~metrics.audio_metrics.FrechetAudioDistance` and a :class:`~metrics.audio_metrics.CLAPScore`. A genre's
 generated clips are compared with the reference clips of the same genre when the reference has them, else with the
 whole reference (the row says which). ``update`` may be called per batch; ``compute`` returns the JSON-ready report
-that :func:`metrics.evaluation.score_report`, ``audioldm-lora evaluate``, the evaluation callback and the demo share.
+that :func:`metrics.evaluation.scores_of`, ``audioldm-lora evaluate``, the evaluation callback and the demo share.
 
 Why a holder of Metrics rather than one Metric: the groups are independent metric sets with their own reference
 rows, and torchmetrics' own classes already carry the DDP reduction (``dist_reduce_fx="cat"``). ``metric_kwargs``
