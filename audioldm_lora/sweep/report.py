@@ -58,14 +58,15 @@ def last_evaluation(point_dir: Path) -> Path | None:
 
 def _with_intervals(rows: list[dict[str, Any]], evaluations: list[Path | None]) -> None:
     """Fill each row's KAD interval and its paired comparison with the best point (module docstring)."""
-    from metrics.bootstrap import paired_distance_difference  # numpy/torch work only when there is some
+    from metrics.bootstrap import bootstrap_kad, paired_distance_difference  # numpy/torch only when needed
     from metrics.embedding_file import load_scores
     from metrics.genre_scores import OVERALL
 
     scores = {i: load_scores(path) for i, path in enumerate(evaluations) if path is not None}
-    for i, score in scores.items():
-        low_high = score.compute()["rows"][OVERALL]["kad_ci"]
-        rows[i]["val/kad_low"], rows[i]["val/kad_high"] = (_round(v, 5) for v in low_high or (None, None))
+    for i, score in scores.items():  # the overall KAD's interval only: no other group or metric is scored
+        interval = bootstrap_kad(*score.embedding_sets(OVERALL))
+        if interval.defined:
+            rows[i]["val/kad_low"], rows[i]["val/kad_high"] = _round(interval.low, 5), _round(interval.high, 5)
     ranked = [i for i in scores if rows[i].get("val/kad") is not None]
     if not ranked:
         return
