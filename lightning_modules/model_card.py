@@ -19,7 +19,7 @@ import yaml
 
 from datamodules.manifest import DataSourceError, read_csv_manifest, scan_genre_folders
 from lightning_modules.adapter_files import ADAPTER_WEIGHTS, TEXT_ENCODER_FOLDER
-from metrics.comparison import row_label
+from metrics.comparison import row_label, with_interval
 
 CARD_FILE = "README.md"
 BASE_TAGS = ["diffusers", "audioldm", "text-to-audio", "music", "audioldm-lora"]
@@ -102,10 +102,9 @@ def _format(value: Any) -> str:
 
 def _cell(row: dict[str, Any], column: str) -> str:
     """A number with its 95% interval where the row has one, and ``n.s.`` where a difference is not significant."""
-    text = _format(row.get(column))
     interval = row.get(f"{column}_ci")
-    if row.get(column) is not None and _is_interval(interval):
-        text += f" [{interval[0]:.4f}, {interval[1]:.4f}]"
+    value = row.get(column)
+    text = with_interval(value, interval, missing="–") if _is_interval(interval) else _format(value)
     return text + (" n.s." if row.get(f"{column}_significant") is False else "")
 
 

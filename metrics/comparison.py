@@ -55,9 +55,12 @@ def row_label(group: str, row: dict) -> str:
     return group if compared_with_itself(group, row) else f"{group} (vs {row['reference_set']})"
 
 
-def _cell(value: float | None, signed: bool = False, interval: list[float] | None = None) -> str:
+def with_interval(value: float | None, interval: list[float] | None = None, *, signed: bool = False,
+                  missing: str = "n/a") -> str:
+    """``12.3456 [10.1234, 14.5678]``: a score to 4 decimals with its interval where there is one (``signed``:
+    ``+``/``-`` on every number, for deltas); ``missing`` where there is no value. Every table of scores uses it."""
     if value is None:
-        return "n/a"
+        return missing
     number = f"{value:+.4f}" if signed else f"{value:.4f}"
     if interval is None:
         return number
@@ -67,7 +70,7 @@ def _cell(value: float | None, signed: bool = False, interval: list[float] | Non
 
 def _delta_cell(row: dict[str, Any], metric: str) -> str:
     """The delta with its paired interval, marked ``n.s.`` where the interval holds 0."""
-    cell = _cell(row[f"{metric}_delta"], True, row.get(f"{metric}_delta_ci"))
+    cell = with_interval(row[f"{metric}_delta"], row.get(f"{metric}_delta_ci"), signed=True)
     return cell + (" n.s." if row.get(f"{metric}_delta_significant") is False else "")
 
 
@@ -83,8 +86,8 @@ def comparison_markdown(rows: dict[str, dict[str, Any]], title: str = "Base vs L
     for group, row in rows.items():
         cells = [row_label(group, row), str(row["n_generated"]), str(row.get("n_reference", "?"))]
         for metric in present:
-            cells += [_cell(row[f"{metric}_base"], interval=row.get(f"{metric}_base_ci")),
-                      _cell(row[f"{metric}_lora"], interval=row.get(f"{metric}_lora_ci")), _delta_cell(row, metric)]
+            cells += [with_interval(row[f"{metric}_base"], row.get(f"{metric}_base_ci")),
+                      with_interval(row[f"{metric}_lora"], row.get(f"{metric}_lora_ci")), _delta_cell(row, metric)]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     lines.append("CLAP: higher is better; KAD and FAD: lower is better. Same prompts, seeds and reference clips.")

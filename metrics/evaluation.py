@@ -13,7 +13,7 @@ import numpy as np
 
 from metrics.blockwise import DEFAULT_BLOCK_SIZE
 from metrics.clap import ClapConvention
-from metrics.comparison import compared_with_itself, row_label
+from metrics.comparison import compared_with_itself, row_label, with_interval
 from metrics.genre_scores import GenreScores, LabelledEmbeddings
 
 
@@ -47,15 +47,6 @@ def scores_of(
     return scores
 
 
-def _fmt(value: float | None, digits: int = 4) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
-
-
-def _with_interval(value: float | None, interval: list[float] | None) -> str:
-    """``12.3456 [10.1234, 14.5678]``: the value and its interval, where there is one."""
-    return _fmt(value) + (f" [{_fmt(interval[0])}, {_fmt(interval[1])}]" if value is not None and interval else "")
-
-
 def render_markdown(report: dict, title: str = "Evaluation") -> str:
     """The report as a markdown table (one row per set: all clips, then each genre) with its provenance."""
     convention = report.get("clap_convention")
@@ -87,10 +78,10 @@ def render_markdown(report: dict, title: str = "Evaluation") -> str:
     ]
     for name, row in report["rows"].items():
         reference = f"{row['n_reference']}"
-        clap = _with_interval(row["clap_score"], row.get("clap_score_ci"))
+        clap = with_interval(row["clap_score"], row.get("clap_score_ci"), missing="–")
         clap += f" (n={row['clap_pairs']})" if row["clap_score"] is not None else ""
-        kad = _with_interval(row["kad"], row.get("kad_ci"))
-        fad = _with_interval(row["fad"], row.get("fad_ci"))
+        kad = with_interval(row["kad"], row.get("kad_ci"), missing="–")
+        fad = with_interval(row["fad"], row.get("fad_ci"), missing="–")
         lines.append(f"| {row_label(name, row)} | {row['n_generated']} | {reference} | {clap} | {kad} | {fad} |")
     notes = [f"- {name}: {row['note']}" for name, row in report["rows"].items() if row.get("note")]
     notes += [f"- {note}" for note in report.get("notes", [])]
