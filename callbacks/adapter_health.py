@@ -14,6 +14,7 @@ import torch
 from lightning import Callback, LightningModule, Trainer
 from peft.tuners.lora import LoraLayer
 
+from lightning_modules.adapter_files import ROOT_SITE
 from lightning_modules.adapter_sites import site_layers
 
 
@@ -29,10 +30,11 @@ def lora_update_norms(layers: Iterable[tuple[str, LoraLayer]]) -> dict[str, floa
 
 
 def site_totals(norms: dict[str, float]) -> dict[str, float]:
-    """Total update norm per site (layer names of sites other than the UNet start with ``<site>/``)."""
+    """Total update norm per site (layer names of sites other than the UNet start with ``<site>/``:
+    :func:`lightning_modules.adapter_sites.site_layers`)."""
     squares: dict[str, float] = {}
     for name, value in norms.items():
-        site = name.split("/", 1)[0] if "/" in name else "unet"
+        site = name.split("/", 1)[0] if "/" in name else ROOT_SITE
         squares[site] = squares.get(site, 0.0) + value * value
     return {site: math.sqrt(total) for site, total in squares.items()}
 

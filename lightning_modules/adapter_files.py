@@ -1,7 +1,7 @@
 """Adapter references on the command line (``PATH[=WEIGHT]``, ``NAME=PATH=WEIGHT``) and the files they point at.
 
 Everything here reads files only, so every missing, damaged or unparsable adapter is reported before a model is
-loaded or an output folder is touched. Loading into a UNet is :mod:`lightning_modules.adapters`.
+loaded or an output folder is touched. Loading into a model is :mod:`lightning_modules.adapters`.
 """
 
 from __future__ import annotations
@@ -15,12 +15,18 @@ from typing import Any
 
 from safetensors import safe_open
 
-# The adapter folder's files (this module imports neither torch nor peft, so that tools check them quickly): the
-# UNet site at the root in diffusers' LoRA format, the text-encoder site in its own folder in peft's
-# ``save_pretrained`` format (``PeftModel.from_pretrained(text_encoder, <adapter>/text_encoder)`` loads it).
+# The adapter folder's files (this module imports neither torch nor peft, so that tools check them quickly). Each
+# adapted site of the backbone is stored in one of two formats (docs/adapters.md):
+# - ``diffusers``: diffusers' LoRA format (``save_lora_adapter``), at the folder's root, for the UNet of a backbone
+#   whose UNet has diffusers' adapter methods (``unet.load_lora_adapter`` reads it);
+# - ``peft``: peft's ``save_pretrained`` format in a sub-folder named after the site, for every other site
+#   (``PeftModel.from_pretrained(<module>, <adapter>/<site>)`` reads it).
 ADAPTER_WEIGHTS = "pytorch_lora_weights.safetensors"
 ADAPTER_INFO = "adapter_info.json"
-TEXT_ENCODER_FOLDER = "text_encoder"
+DIFFUSERS_FORMAT = "diffusers"
+PEFT_FORMAT = "peft"
+ROOT_SITE = "unet"
+"""The site a diffusers-format file at the folder's root adapts (diffusers' own convention for a UNet LoRA)."""
 PEFT_CONFIG = "adapter_config.json"
 PEFT_WEIGHTS = "adapter_model.safetensors"
 PEFT_KEY_PREFIX = "base_model.model."
@@ -59,28 +65,31 @@ class AdapterSpec:
 
 
 @dataclass(frozen=True)
-class AdapterFile:
-    """An adapter whose files were read: tensor shapes per site and ``adapter_info.json`` (if any).
+class SiteFile:
+    """One adapted site of an adapter folder: its format, where its files are and its LoRA tensors' shapes.
 
-    ``shapes`` are the UNet site's tensors (empty for a text-encoder-only adapter), ``text_encoder_shapes`` those of
-    ``text_encoder/adapter_model.safetensors`` with peft's key prefix removed (empty when there is none).
+    ``shapes`` are keyed by the module names of the site (peft's ``base_model.model.`` prefix removed), so they
+    compare directly with the site's ``named_modules()``.
     """
 
-    spec: AdapterSpec
+    site: str
+    format: str
+    directory: Path
     shapes: dict[str, tuple[int, ...]]
+
+
+@dataclass(frozen=True)
+class AdapterFile:
+    """An adapter whose files were read: each site it holds (:class:`SiteFile`) and ``adapter_info.json`` (if any)."""
+
+    spec: AdapterSpec
+    sites: dict[str, SiteFile]
     info: dict[str, Any] = field(default_factory=dict)
-    text_encoder_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
     @property
-    def sites(self) -> list[str]:
-        """The sites this adapter holds weights for (``unet``, ``text_encoder``)."""
-        return [site for site, shapes in (("unet", self.shapes), ("text_encoder", self.text_encoder_shapes)) if shapes]
-
-    @property
-    def text_encoder_directory(self) -> Path:
-        """The folder of the text-encoder site (peft format)."""
-        return self.spec.directory / TEXT_ENCODER_FOLDER
-
+    def site_names(self) -> list[str]:
+        """The sites this adapter holds weights for, the root site first (``unet``, ``text_encoder``)."""
+        return list(self.sites)
 
 def _weight(text: str, argument: str) -> float:
     try:
@@ -210,15 +219,12 @@ def _lora_shapes(spec: AdapterSpec, path: Path, prefix: str = "") -> dict[str, t
     return shapes
 
 
-def _text_encoder_shapes(spec: AdapterSpec) -> dict[str, tuple[int, ...]]:
-    """Shapes of the text-encoder site (``{}`` when the adapter has none).
+def _peft_site(spec: AdapterSpec, folder: Path) -> SiteFile:
+    """The site stored in peft's format in ``folder`` (its name is the site's).
 
     Raises:
-        AdapterError: ``text_encoder/`` exists but lacks its config or weights, or they do not parse.
+        AdapterError: the folder lacks its config or weights, or they do not parse.
     """
-    folder = spec.directory / TEXT_ENCODER_FOLDER
-    if not folder.is_dir():
-        return {}
     missing = [name for name in (PEFT_CONFIG, PEFT_WEIGHTS) if not (folder / name).is_file()]
     if missing:
         raise AdapterError(
@@ -231,29 +237,51 @@ def _text_encoder_shapes(spec: AdapterSpec) -> dict[str, tuple[int, ...]]:
         raise AdapterError(f"Adapter {spec.name!r}: {folder / PEFT_CONFIG} is not valid JSON ({error}).") from error
     if not isinstance(config, dict) or config.get("peft_type") != "LORA":
         raise AdapterError(f"Adapter {spec.name!r}: {folder / PEFT_CONFIG} is not a peft LoRA config.")
-    return _lora_shapes(spec, folder / PEFT_WEIGHTS, PEFT_KEY_PREFIX)
+    return SiteFile(folder.name, PEFT_FORMAT, folder, _lora_shapes(spec, folder / PEFT_WEIGHTS, PEFT_KEY_PREFIX))
+
+
+def _recorded_sites(info: dict[str, Any]) -> list[str]:
+    """The sites ``adapter_info.json`` says were exported (none for adapters that predate per-site records)."""
+    sites = info.get("sites")
+    return [str(site) for site in sites] if isinstance(sites, dict) else []
 
 
 def read_adapter(spec: AdapterSpec) -> AdapterFile:
     """Check that the adapter's files exist and parse, and read its tensor shapes per site (no tensor data).
 
-    An adapter folder holds the UNet site (``pytorch_lora_weights.safetensors``), the text-encoder site
-    (``text_encoder/``) or both.
+    The root site is ``pytorch_lora_weights.safetensors`` (diffusers' format) at the folder's root; every sub-folder
+    holding peft's files (or named as a site in ``adapter_info.json``) is the site of its name. Whether the sites
+    fit a model is :func:`lightning_modules.adapters.load_adapters`' check, once the model is known.
 
     Raises:
-        AdapterError: the folder is missing, holds neither site, a weight file is not a readable safetensors file or
-            holds no LoRA tensors, or ``adapter_info.json`` does not parse.
+        AdapterError: the folder is missing or holds no site, a site's files are missing, unreadable or hold no LoRA
+            tensors, ``adapter_info.json`` does not parse, or a site it records is not in the folder.
     """
     if not spec.directory.is_dir():
         raise AdapterError(f"Adapter {spec.name!r}: {spec.directory} does not exist or is not a folder.")
-    text_encoder = _text_encoder_shapes(spec)
-    path = spec.weights_file
-    if not path.is_file() and not text_encoder:
+    info = read_adapter_info(spec)
+    recorded = _recorded_sites(info)
+    sites: dict[str, SiteFile] = {}
+    if spec.weights_file.is_file():
+        sites[ROOT_SITE] = SiteFile(ROOT_SITE, DIFFUSERS_FORMAT, spec.directory, _lora_shapes(spec, spec.weights_file))
+    for folder in sorted(p for p in spec.directory.iterdir() if p.is_dir()):
+        holds_peft_files = (folder / PEFT_CONFIG).exists() or (folder / PEFT_WEIGHTS).exists()
+        if holds_peft_files or folder.name in recorded:
+            if folder.name in sites:
+                raise AdapterError(f"Adapter {spec.name!r}: the {folder.name} site is stored twice, at the folder's "
+                                   f"root and in {folder}; keep one.")
+            sites[folder.name] = _peft_site(spec, folder)
+    if not sites:
         present = sorted(p.name for p in spec.directory.iterdir())[:10]
         raise AdapterError(
-            f"Adapter {spec.name!r}: {spec.directory} has no {spec.weight_name} nor a {TEXT_ENCODER_FOLDER}/ adapter "
-            f"(it holds {present or 'nothing'}). Point --adapter at a folder that training wrote "
+            f"Adapter {spec.name!r}: {spec.directory} has no {spec.weight_name} nor a site sub-folder with "
+            f"{PEFT_CONFIG} (it holds {present or 'nothing'}). Point --adapter at a folder that training wrote "
             "(<run>/adapters/final) or at the .safetensors file."
         )
-    shapes = _lora_shapes(spec, path) if path.is_file() else {}
-    return AdapterFile(spec=spec, shapes=shapes, info=read_adapter_info(spec), text_encoder_shapes=text_encoder)
+    lacking = [site for site in recorded if site not in sites]
+    if lacking:
+        raise AdapterError(
+            f"Adapter {spec.name!r}: {spec.directory / ADAPTER_INFO} records the site(s) {lacking}, but the folder "
+            f"holds only {sorted(sites)}; copy the whole adapter folder, or export it again."
+        )
+    return AdapterFile(spec=spec, sites=sites, info=info)

@@ -8,9 +8,11 @@ and their report (:func:`adapter_parameters`, :func:`trainable_counts`), switchi
 (:func:`adapters_disabled`), health (:func:`site_layers`), ``adapter_info.json`` (:func:`describe_sites`) and export
 (:func:`save_adapters`). Loading, mixing and merging saved adapters is :mod:`lightning_modules.adapters`.
 
-The adapter folder: the UNet site is ``pytorch_lora_weights.safetensors`` at the folder's root (diffusers'
+The adapter folder holds every adapted site in the format the backbone gives it (:meth:`Backbone.adapter_format`):
+a UNet with diffusers' adapter methods as ``pytorch_lora_weights.safetensors`` at the folder's root (diffusers'
 ``save_lora_adapter`` format, which plain ``unet.load_lora_adapter`` loads), every other site a sub-folder named
-after it in peft's ``save_pretrained`` format (:mod:`lightning_modules.peft_files`), plus ``adapter_info.json``.
+after it in peft's ``save_pretrained`` format (:mod:`lightning_modules.peft_files`), plus ``adapter_info.json``
+(docs/adapters.md).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from peft import LoraConfig
 from peft.tuners.lora import LoraLayer
 
 from datamodules.atomic_files import staged_directory
-from lightning_modules.adapter_files import ADAPTER_INFO
+from lightning_modules.adapter_files import ADAPTER_INFO, DIFFUSERS_FORMAT, ROOT_SITE
 from lightning_modules.backbone import Backbone
 from lightning_modules.lora import (
     LoraConfigError,
@@ -36,11 +38,11 @@ from lightning_modules.lora import (
     check_finite,
     check_lora_settings,
     lora_parameters,
-    write_unet_adapter,
+    write_diffusers_adapter,
 )
 from lightning_modules.peft_files import write_peft_adapter
 
-UNET_SITE = "unet"
+UNET_SITE = ROOT_SITE
 TEXT_ENCODER_SITE = "text_encoder"
 NO_TARGETS = "none"
 """The targets value that turns a site off (``lora_targets: none``; ``null`` does the same)."""
@@ -162,7 +164,7 @@ def trainable_counts(backbone: Backbone) -> dict[str, int]:
 def site_layers(backbone: Backbone) -> Iterator[tuple[str, LoraLayer]]:
     """(name, LoRA layer) of every adapted layer; names of sites other than the UNet are prefixed ``site/``."""
     for site, module in adapted_sites(backbone).items():
-        prefix = "" if site == UNET_SITE else f"{site}/"
+        prefix = "" if site == ROOT_SITE else f"{site}/"
         for name, layer in module.named_modules():
             if isinstance(layer, LoraLayer):
                 yield prefix + name, layer
@@ -196,34 +198,47 @@ def adapters_disabled(backbone: Backbone) -> Iterator[None]:
 
 def describe_sites(backbone: Backbone, configs: list[AdapterSiteConfig],
                    lora_configs: dict[str, LoraConfig]) -> dict[str, dict[str, Any]]:
-    """``adapter_info.json``'s ``sites``: per adapted site its settings, target modules and trainable parameters."""
+    """``adapter_info.json``'s ``sites``: per adapted site its settings, target modules, trainable parameters, the
+    format it is stored in and its label (what model cards read)."""
     counts = trainable_counts(backbone)
     return {
         config.site: {
             **config.describe(),
             "target_modules": sorted(lora_configs[config.site].target_modules),
             "trainable_parameters": counts.get(config.site, 0),
+            "format": backbone.adapter_format(config.site),
+            "label": backbone.site_label(config.site),
         }
         for config in configs
     }
 
 
-def save_adapters(backbone: Backbone, directory: str | Path, info: dict[str, Any]) -> Path:
-    """Write every adapted site into ``directory`` (see the module docstring for the layout), file by file
-    atomically: the folder of a running training never disappears and each of its files is old or new.
+def write_adapter_folder(sites: dict[str, tuple[torch.nn.Module, str]], directory: str | Path,
+                         info: dict[str, Any]) -> Path:
+    """Write each site's adapter (``site -> (module, format)``) and ``adapter_info.json`` into ``directory`` (see
+    the module docstring for the layout), file by file atomically: the folder of a running training never disappears
+    and each of its files is old or new.
 
     Raises:
         FloatingPointError: an adapter holds NaN or inf (nothing is written).
+        ValueError: a site other than the UNet in diffusers' format (only the root holds one).
     """
-    sites = adapted_sites(backbone)
-    for name, module in sites.items():
+    for name, (module, site_format) in sites.items():
         check_finite(module, name)
+        if site_format == DIFFUSERS_FORMAT and name != ROOT_SITE:
+            raise ValueError(f"Only the {ROOT_SITE} site is stored in diffusers' format, not {name!r}.")
     final = Path(directory)
     with staged_directory(final, mode="files") as staging:
-        for name, module in sites.items():
-            if name == UNET_SITE:
-                write_unet_adapter(module, staging)
+        for name, (module, site_format) in sites.items():
+            if site_format == DIFFUSERS_FORMAT:
+                write_diffusers_adapter(module, staging)
             else:
                 write_peft_adapter(module, staging / name)
         (staging / ADAPTER_INFO).write_text(json.dumps(info, indent=2, sort_keys=True, default=str) + "\n")
     return final
+
+
+def save_adapters(backbone: Backbone, directory: str | Path, info: dict[str, Any]) -> Path:
+    """Write every adapted site of ``backbone`` in its format, plus ``info`` (:func:`write_adapter_folder`)."""
+    sites = {name: (module, backbone.adapter_format(name)) for name, module in adapted_sites(backbone).items()}
+    return write_adapter_folder(sites, directory, info)

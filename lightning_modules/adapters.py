@@ -1,15 +1,15 @@
-"""Load one or several LoRA adapters into a backbone's adapter sites, mix them with weights, and fuse them.
+"""Load one or several saved LoRA adapters into a backbone's adapter sites, mix them with weights, and fuse them.
 
-Every saved adapter folder holds its UNet site at the root (``pytorch_lora_weights.safetensors``) and its
-text-encoder site, if any, in ``text_encoder/`` (peft's format); an adapter may hold either or both. This is the one
-path by which ``generate``, ``merge``, the evaluation tools and the demo put adapters on a backbone.
+An adapter folder holds one or more sites (:func:`lightning_modules.adapter_files.read_adapter`), each in the format
+the backbone stores that site in (:meth:`lightning_modules.backbone.Backbone.adapter_format`): a UNet with
+diffusers' adapter methods through ``load_lora_adapter``, every other site through peft directly
+(:mod:`lightning_modules.peft_files`). Mixing and fusing act on peft's layers and so serve every site alike. This is
+the one path by which ``generate``, ``merge``, the evaluation tools and the demo put adapters on a backbone.
 
-The UNet goes through diffusers' peft integration (``load_lora_adapter``, ``set_adapters``, ``fuse_lora``,
-``unload_lora``), the text encoder through peft and diffusers' text-encoder helpers
-(:mod:`lightning_modules.peft_files`), so what the project does with adapters is what plain diffusers and peft code
-does with them. Before anything is loaded, every adapter's tensor shapes are checked against its sites: an adapter
-trained for another base fails with a message that names it, instead of peft's page of ``size mismatch`` lines (or,
-for unknown layer names, a warning and an adapter that silently does nothing).
+Before anything is loaded, every adapter is checked against the backbone: a site the backbone does not have, a site
+stored in another format than the backbone's, or tensor shapes that differ from the site's layers fail with a
+message naming the adapter, its folder and the backbone, instead of peft's page of ``size mismatch`` lines (or, for
+unknown layer names, a warning and an adapter that silently does nothing). Nothing is dropped without a word.
 """
 
 from __future__ import annotations
@@ -19,17 +19,16 @@ import warnings
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 
-from lightning_modules.adapter_files import AdapterError, AdapterFile
-from lightning_modules.adapter_sites import TEXT_ENCODER_SITE
+from lightning_modules.adapter_files import DIFFUSERS_FORMAT, AdapterError, AdapterFile, SiteFile
 from lightning_modules.base_identity import base_fingerprint, fingerprint_mismatch
 from lightning_modules.backbone import Backbone
-from lightning_modules.lora import quiet_diffusers
-from lightning_modules.peft_files import fuse_peft_adapters, load_peft_adapter, mix_peft_adapters
+from lightning_modules.lora import load_diffusers_adapter
+from lightning_modules.peft_files import fuse_adapters_into, load_peft_adapter, mix_adapters
 
 _LORA_MATRICES = (".lora_A.", ".lora_B.")
 
 
-def _mismatches(model: torch.nn.Module, shapes: dict[str, tuple[int, ...]], site: str = "UNet") -> list[str]:
+def _mismatches(model: torch.nn.Module, shapes: dict[str, tuple[int, ...]], site: str) -> list[str]:
     """Human-readable problems of an adapter's ``shapes`` against ``model``: missing layers and wrong feature counts."""
     modules = dict(model.named_modules())
     problems: list[str] = []
@@ -55,16 +54,41 @@ def _mismatches(model: torch.nn.Module, shapes: dict[str, tuple[int, ...]], site
     return problems
 
 
+def check_sites_exist(backbone: Backbone, adapter: AdapterFile) -> None:
+    """Raise unless the backbone has every site of ``adapter``, stored in the format the backbone uses for it.
+
+    Raises:
+        AdapterError: naming the adapter, the site's folder, the backbone and its sites.
+    """
+    sites = backbone.adapter_sites()
+    for site in adapter.sites.values():
+        if site.site not in sites:
+            raise AdapterError(
+                f"Adapter {adapter.spec.name!r}: {site.directory} adapts a site {site.site!r} that the "
+                f"{backbone.kind} backbone does not have (its sites: {sorted(sites)}). Use the base model the adapter "
+                "was trained with (--base)."
+            )
+        expected = backbone.adapter_format(site.site)
+        if site.format != expected:
+            where = f"{site.directory}/<files>" if site.format == DIFFUSERS_FORMAT else str(site.directory)
+            raise AdapterError(
+                f"Adapter {adapter.spec.name!r}: its {site.site} site is stored in {site.format}'s format ({where}), "
+                f"but the {backbone.kind} backbone keeps that site in {expected}'s format (docs/adapters.md); the "
+                "adapter was written for another backbone. Use the base model it was trained with (--base)."
+            )
+
+
 def check_adapter_fits(backbone: Backbone, adapter: AdapterFile, base: str) -> None:
-    """Raise unless every LoRA matrix of ``adapter`` matches a layer of its site in name and size.
+    """Raise unless every site of ``adapter`` exists in the backbone and every LoRA matrix matches a layer of its
+    site in name and size.
 
     Raises:
         AdapterError: naming the adapter, the base ``base``, the first mismatches and the base it was trained on.
     """
-    problems = _mismatches(backbone.unet, adapter.shapes)
-    if adapter.text_encoder_shapes:
-        text_encoder = backbone.adapter_sites()[TEXT_ENCODER_SITE]
-        problems += _mismatches(text_encoder, adapter.text_encoder_shapes, "text encoder")
+    check_sites_exist(backbone, adapter)
+    sites = backbone.adapter_sites()
+    problems = [problem for site in adapter.sites.values()
+                for problem in _mismatches(sites[site.site], site.shapes, backbone.site_label(site.site))]
     if not problems:
         return
     trained_on = adapter.info.get("base_model")
@@ -104,83 +128,60 @@ def check_same_base(backbone: Backbone, adapters: list[AdapterFile], base: str, 
         rank_zero_warn(message + " Applied anyway (--allow-other-base).")
 
 
-def _load_unet_part(unet: torch.nn.Module, adapter: AdapterFile) -> None:
-    spec = adapter.spec
-    try:
-        with quiet_diffusers(), warnings.catch_warnings():
-            # peft warns on every adapter after the first that several adapters now share the model: intended.
-            warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
-            unet.load_lora_adapter(
-                str(spec.directory), prefix=None, weight_name=spec.weight_name, use_safetensors=True,
-                adapter_name=spec.name,
-            )
-    except Exception as error:  # peft and diffusers raise ValueError, RuntimeError or KeyError here
-        raise AdapterError(f"Adapter {spec.name!r} ({spec.weights_file}) failed to load: {error}") from error
-
-
-def _load_text_encoder_part(text_encoder: torch.nn.Module, adapter: AdapterFile) -> None:
+def _load_site(module: torch.nn.Module, adapter: AdapterFile, site: SiteFile) -> None:
+    """Load one site of ``adapter`` into ``module`` under the adapter's name, by the site's format."""
+    name = adapter.spec.name
     try:
         with warnings.catch_warnings():
+            # peft warns on every adapter after the first that several adapters now share the model: intended.
             warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
-            load_peft_adapter(text_encoder, adapter.text_encoder_directory, adapter.spec.name)
+            if site.format == DIFFUSERS_FORMAT:
+                load_diffusers_adapter(module, site.directory, adapter.spec.weight_name, name)
+            else:
+                load_peft_adapter(module, site.directory, name)
     except AdapterError:
         raise
-    except Exception as error:  # peft raises ValueError, RuntimeError or KeyError here
-        raise AdapterError(
-            f"Adapter {adapter.spec.name!r} ({adapter.text_encoder_directory}) failed to load: {error}"
-        ) from error
+    except Exception as error:  # peft and diffusers raise ValueError, RuntimeError or KeyError here
+        where = adapter.spec.weights_file if site.format == DIFFUSERS_FORMAT else site.directory
+        raise AdapterError(f"Adapter {name!r} ({where}) failed to load: {error}") from error
 
 
 def load_adapters(backbone: Backbone, adapters: list[AdapterFile], base: str, allow_other_base: bool = False) -> None:
     """Load adapters (read by ``adapter_files.read_adapter``) into the backbone under their names, at their weights.
 
-    Each adapter goes into the sites it holds (the UNet, the text encoder or both). All adapters are checked
-    against the model before the first one is loaded, so a bad adapter leaves the model as it was. The weights mix
-    adapters per site as ``set_adapters(names, weights)`` does: each LoRA update is scaled by its weight (1.0: as
-    trained; 0.0: off).
+    Each adapter goes into the sites it holds. All adapters are checked against the model before the first one is
+    loaded, so a bad adapter leaves the model as it was. The weights mix adapters per site as
+    ``set_adapters(names, weights)`` does: each LoRA update is scaled by its weight (1.0: as trained; 0.0: off).
 
     Raises:
-        AdapterError: an adapter for another base (other shapes; or other weights, unless ``allow_other_base``), a
-            name already loaded, or a load that diffusers or peft refuses.
+        AdapterError: an adapter for another base or backbone (a site it lacks, another format, other shapes; or
+            other weights, unless ``allow_other_base``), a name already loaded, or a load that diffusers or peft
+            refuses.
     """
     if not adapters:
         return
     sites = backbone.adapter_sites()
-    unet, text_encoder = backbone.unet, sites.get(TEXT_ENCODER_SITE)
-    loaded = set(getattr(unet, "peft_config", {}) or {}) | set(getattr(text_encoder, "peft_config", {}) or {})
+    loaded = {name for module in sites.values() for name in (getattr(module, "peft_config", None) or {})}
     for adapter in adapters:
         if adapter.spec.name in loaded:
             raise AdapterError(f"An adapter named {adapter.spec.name!r} is already loaded; name it NAME=PATH=WEIGHT.")
-        if adapter.text_encoder_shapes and text_encoder is None:
-            raise AdapterError(f"Adapter {adapter.spec.name!r} has a text-encoder part, but the {backbone.kind} "
-                               "backbone has no text-encoder site.")
         check_adapter_fits(backbone, adapter, base)
     check_same_base(backbone, adapters, base, allow_other_base)
-    on_unet = [a for a in adapters if a.shapes]
-    on_text_encoder = [a for a in adapters if a.text_encoder_shapes]
-    for adapter in on_unet:
-        _load_unet_part(unet, adapter)
-    for adapter in on_text_encoder:
-        _load_text_encoder_part(text_encoder, adapter)
-    if on_unet:
-        unet.set_adapters([a.spec.name for a in on_unet], weights=[a.spec.weight for a in on_unet])
-    if on_text_encoder:
-        mix_peft_adapters(text_encoder, [a.spec.name for a in on_text_encoder],
-                          [a.spec.weight for a in on_text_encoder])
+    for site_name, module in sites.items():
+        on_site = [adapter for adapter in adapters if site_name in adapter.sites]
+        for adapter in on_site:
+            _load_site(module, adapter, adapter.sites[site_name])
+        if on_site:
+            mix_adapters(module, [a.spec.name for a in on_site], [a.spec.weight for a in on_site])
 
 
 def fuse_adapters(backbone: Backbone, names: list[str]) -> None:
     """Fold the active adapters ``names`` (at their mixing weights) into every site's own weights.
 
-    Afterwards the UNet is a plain ``UNet2DConditionModel`` and the text encoder a plain transformers model again
-    (no peft layers), so ``save_pretrained`` writes standard diffusers components that load without peft.
+    Afterwards every site is a plain model again (no peft layers), so ``save_pretrained`` writes standard diffusers
+    and transformers components that load without peft.
     """
-    unet = backbone.unet
-    on_unet = [name for name in names if name in (getattr(unet, "peft_config", None) or {})]
-    if on_unet:
-        unet.fuse_lora(adapter_names=on_unet)
-    if getattr(unet, "peft_config", None):
-        unet.unload_lora()
-    text_encoder = backbone.adapter_sites().get(TEXT_ENCODER_SITE)
-    if text_encoder is not None and getattr(text_encoder, "peft_config", None):
-        fuse_peft_adapters(text_encoder, [name for name in names if name in text_encoder.peft_config])
+    for module in backbone.adapter_sites().values():
+        config = getattr(module, "peft_config", None)
+        if config:
+            fuse_adapters_into(module, [name for name in names if name in config])

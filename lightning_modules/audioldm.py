@@ -52,6 +52,7 @@ TEXT_ENCODER_PRESETS: dict[str, tuple[str, ...]] = {
     "WqWv": ("attention.self.query", "attention.self.value"),
 }
 SITE_PRESETS = {"unet": UNET_PRESETS, "text_encoder": TEXT_ENCODER_PRESETS}
+SITE_LABELS = {"unet": "UNet", "text_encoder": "CLAP text encoder"}
 
 
 def vocoder_class(local: Path | None) -> type:
@@ -165,6 +166,9 @@ class AudioLDMBackbone(Backbone):
         if site not in SITE_PRESETS:
             raise ValueError(f"AudioLDM has no adapter site {site!r}; sites: {sorted(self.adapter_sites())}.")
         return dict(SITE_PRESETS[site])
+
+    def site_label(self, site: str) -> str:
+        return SITE_LABELS[site]
 
     def identity(self) -> dict[str, Any]:
         vocabulary = json.dumps(sorted(self.tokenizer.get_vocab().items())).encode()

@@ -31,8 +31,10 @@ from typing import Any, ClassVar
 
 import torch
 from diffusers import SchedulerMixin
+from diffusers.loaders.peft import PeftAdapterMixin
 from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 
+from lightning_modules.adapter_files import DIFFUSERS_FORMAT, PEFT_FORMAT, ROOT_SITE
 from lightning_modules.quiet_loading import quiet_weight_loading
 
 Conditioning = dict[str, torch.Tensor]
@@ -103,6 +105,17 @@ class Backbone(ABC):
     @abstractmethod
     def adapter_sites(self) -> dict[str, torch.nn.Module]:
         """Sub-models LoRA can attach to, by site name (AudioLDM: ``unet`` and ``text_encoder``)."""
+
+    def adapter_format(self, site: str) -> str:
+        """How ``site``'s adapter is stored: diffusers' LoRA format at the adapter folder's root for a UNet with
+        diffusers' adapter methods (``PeftAdapterMixin``: plain ``unet.load_lora_adapter`` reads it), peft's
+        ``save_pretrained`` format in ``<site>/`` for every other module (docs/adapters.md)."""
+        module = self.adapter_sites()[site]
+        return DIFFUSERS_FORMAT if site == ROOT_SITE and isinstance(module, PeftAdapterMixin) else PEFT_FORMAT
+
+    def site_label(self, site: str) -> str:
+        """The site as people call it (model cards, messages); by default the module's class name."""
+        return type(self.adapter_sites()[site]).__name__
 
     @abstractmethod
     def lora_presets(self, site: str) -> dict[str, tuple[str, ...]]:

@@ -1,28 +1,29 @@
-"""LoRA on one sub-model through peft, and the UNet's adapter file.
+"""LoRA on one sub-model through peft, and diffusers' LoRA file format.
 
-A diffusers model gets its adapter the diffusers way (``unet.add_adapter``); any other module (the transformers text
-encoder) through peft's ``inject_adapter_in_model``, which is what ``add_adapter`` calls underneath (transformers'
-own ``add_adapter`` needs a newer peft than diffusers does). Which sub-models ("sites") get an adapter, and with
-which presets, is :mod:`lightning_modules.adapter_sites`; this module attaches one adapter to one module.
+A diffusers model with diffusers' adapter methods (``PeftAdapterMixin``: AudioLDM's UNet) gets its adapter the
+diffusers way (``add_adapter``); any other module (a transformers text encoder, a diffusers model without those
+methods such as AudioLDM2's UNet) through peft's ``inject_adapter_in_model``, which is what ``add_adapter`` calls
+underneath (transformers' own ``add_adapter`` needs a newer peft than diffusers does). Which sub-models ("sites") get
+an adapter, and with which presets, is :mod:`lightning_modules.adapter_sites`; this module attaches one adapter to
+one module.
 
-Adapters are written with diffusers' ``save_lora_adapter`` so plain diffusers code reloads them with
-``unet.load_lora_adapter(dir, prefix=None, weight_name="pytorch_lora_weights.safetensors")``.
+A site in diffusers' format is written with ``save_lora_adapter``, so plain diffusers code reloads it with
+``unet.load_lora_adapter(dir, prefix=None, weight_name="pytorch_lora_weights.safetensors")``; peft's format is
+:mod:`lightning_modules.peft_files`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 from pathlib import Path
-from typing import Any, Iterator, Literal, Mapping
+from typing import Iterator, Literal, Mapping
 
 import torch
-from diffusers import ModelMixin, UNet2DConditionModel
+from diffusers.loaders import PeftAdapterMixin
 from diffusers.utils import logging as diffusers_logging
 from peft import LoraConfig, inject_adapter_in_model
 
-from datamodules.atomic_files import staged_directory
-from lightning_modules.adapter_files import ADAPTER_INFO, ADAPTER_WEIGHTS
+from lightning_modules.adapter_files import ADAPTER_WEIGHTS
 
 ADAPTER_NAME = "default"
 
@@ -124,7 +125,7 @@ def add_lora(
         use_dora=use_dora,
     )
     module.requires_grad_(False)
-    if isinstance(module, ModelMixin):
+    if isinstance(module, PeftAdapterMixin):
         module.add_adapter(config, adapter_name=ADAPTER_NAME)
     else:
         inject_adapter_in_model(config, module, adapter_name=ADAPTER_NAME)
@@ -158,22 +159,14 @@ def check_finite(module: torch.nn.Module, site: str = "unet") -> None:
         raise FloatingPointError(f"Refusing to write an adapter with non-finite weights in the {site}: {bad[:3]} ...")
 
 
-def write_unet_adapter(unet: UNet2DConditionModel, directory: Path) -> None:
-    """``pytorch_lora_weights.safetensors`` in diffusers' format (what ``unet.load_lora_adapter`` reads)."""
-    with quiet_diffusers():  # save_lora_adapter calls unet.to(dtype=None), which warns about nothing
-        unet.save_lora_adapter(str(directory), adapter_name=ADAPTER_NAME, weight_name=ADAPTER_WEIGHTS)
+def write_diffusers_adapter(module: PeftAdapterMixin, directory: Path) -> None:
+    """``pytorch_lora_weights.safetensors`` in diffusers' format (what ``module.load_lora_adapter`` reads)."""
+    with quiet_diffusers():  # save_lora_adapter calls module.to(dtype=None), which warns about nothing
+        module.save_lora_adapter(str(directory), adapter_name=ADAPTER_NAME, weight_name=ADAPTER_WEIGHTS)
 
 
-def save_adapter(unet: UNet2DConditionModel, directory: str | Path, info: dict[str, Any]) -> Path:
-    """Write ``pytorch_lora_weights.safetensors`` (diffusers format) and ``adapter_info.json`` atomically.
-
-    Raises:
-        FloatingPointError: the adapter holds NaN or inf (it is never written).
-    """
-    check_finite(unet)
-    final = Path(directory)
-    # File by file: the adapter folder of a running training never disappears, and each file is old or new.
-    with staged_directory(final, mode="files") as staging:
-        write_unet_adapter(unet, staging)
-        (staging / ADAPTER_INFO).write_text(json.dumps(info, indent=2, sort_keys=True, default=str) + "\n")
-    return final
+def load_diffusers_adapter(module: PeftAdapterMixin, directory: Path, weight_name: str, adapter_name: str) -> None:
+    """Load a diffusers-format LoRA file into ``module`` under ``adapter_name`` (keys without a prefix)."""
+    with quiet_diffusers():
+        module.load_lora_adapter(str(directory), prefix=None, weight_name=weight_name, use_safetensors=True,
+                                 adapter_name=adapter_name)

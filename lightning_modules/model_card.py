@@ -18,11 +18,16 @@ from typing import Any
 import yaml
 
 from datamodules.manifest import DataSourceError, read_csv_manifest, scan_genre_folders
-from lightning_modules.adapter_files import ADAPTER_WEIGHTS, TEXT_ENCODER_FOLDER
+from lightning_modules.adapter_files import ADAPTER_WEIGHTS, DIFFUSERS_FORMAT, PEFT_FORMAT, ROOT_SITE
 from metrics.comparison import row_label, with_interval
 
 CARD_FILE = "README.md"
-BASE_TAGS = ["diffusers", "audioldm", "text-to-audio", "music", "audioldm-lora"]
+BASE_TAGS = ["diffusers", "text-to-audio", "music", "audioldm-lora"]
+LEGACY_PIPELINE = "AudioLDMPipeline"
+"""The pipeline of adapters whose ``adapter_info.json`` predates the ``pipeline`` record (all were AudioLDM v1)."""
+LEGACY_SITES = {ROOT_SITE: {"format": DIFFUSERS_FORMAT, "label": "UNet"},
+                "text_encoder": {"format": PEFT_FORMAT, "label": "CLAP text encoder"}}
+"""Format and label of the sites of adapters whose records predate them (AudioLDM v1's two sites)."""
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -165,7 +170,6 @@ def front_matter(base_model: str | None, license: str, tags: list[str], relation
     return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n"
 
 
-SITE_NAMES = {"unet": "UNet", "text_encoder": "CLAP text encoder"}
 
 
 def _genre_tags(genres: list[str]) -> list[str]:
@@ -202,11 +206,11 @@ def _training_rows(info: dict[str, Any]) -> list[str]:
         ("clip duration (s)", data.get("duration")),
         ("batch size", data.get("batch_size")),
     ]
-    text_encoder = (info.get("sites") or {}).get("text_encoder")
-    if text_encoder:
-        facts[5:5] = [("text-encoder LoRA (rank, alpha, targets)",
-                       f"{text_encoder.get('rank')}, {text_encoder.get('alpha')}, "
-                       f"{_listed(text_encoder.get('target_modules'))}")]
+    other_sites = {site: record for site, record in (info.get("sites") or {}).items()
+                   if site != ROOT_SITE and isinstance(record, dict)}
+    facts[5:5] = [(f"{_sites(info)[site]['label']} LoRA (rank, alpha, targets)",
+                   f"{record.get('rank')}, {record.get('alpha')}, {_listed(record.get('target_modules'))}")
+                  for site, record in other_sites.items()]
     lines = ["| setting | value |", "|---|---|"]
     lines += [f"| {name} | {value} |" for name, value in facts if value not in (None, "")]
     return lines
@@ -222,22 +226,39 @@ def _published_base(info: dict[str, Any]) -> str | None:
     return "a local model" + (f" (weights fingerprint `{fingerprint[:12]}`)" if fingerprint else "")
 
 
-def _sites(info: dict[str, Any]) -> list[str]:
-    """The adapter's sites from ``adapter_info.json`` (adapters written before sites existed: the UNet)."""
-    return sorted(info.get("sites") or {"unet": {}}, key=lambda site: site != "unet")
+def _pipeline(info: dict[str, Any]) -> str:
+    """The diffusers pipeline class of the adapter's base."""
+    return str(info.get("pipeline") or LEGACY_PIPELINE)
 
 
-def _usage(base: str, where: str, prompt: str, sites: list[str]) -> list[str]:
-    """Plain diffusers (+ peft for a text-encoder part) code that loads the adapter's sites and generates."""
-    lines = ["```python", "from diffusers import AudioLDMPipeline"]
-    lines += ["from peft import PeftModel"] if "text_encoder" in sites else []
-    lines += [f'pipe = AudioLDMPipeline.from_pretrained("{base}")']
-    if "unet" in sites:
-        lines += [f'pipe.unet.load_lora_adapter("{where}", prefix=None, weight_name="{ADAPTER_WEIGHTS}", '
-                  "use_safetensors=True)"]
-    if "text_encoder" in sites:
-        lines += [f'pipe.text_encoder = PeftModel.from_pretrained(pipe.text_encoder, "{where}", '
-                  f'subfolder="{TEXT_ENCODER_FOLDER}")']
+def _family(pipeline: str) -> str:
+    """``AudioLDMPipeline`` -> ``AudioLDM``: the model family as cards name it."""
+    return pipeline.removesuffix("Pipeline")
+
+
+def _sites(info: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Each site of the adapter with its format and label, the root site first (from ``adapter_info.json``;
+    adapters written before sites existed hold the UNet)."""
+    recorded = info.get("sites") or {ROOT_SITE: {}}
+    sites = {}
+    for site in sorted(recorded, key=lambda name: name != ROOT_SITE):
+        known = LEGACY_SITES.get(site, {"format": PEFT_FORMAT, "label": site})
+        given = recorded[site] if isinstance(recorded[site], dict) else {}
+        sites[site] = {key: str(given.get(key) or known[key]) for key in ("format", "label")}
+    return sites
+
+
+def _usage(base: str, where: str, prompt: str, pipeline: str, sites: dict[str, dict[str, str]]) -> list[str]:
+    """Plain diffusers (+ peft for sites in peft's format) code that loads the adapter's sites and generates."""
+    lines = ["```python", f"from diffusers import {pipeline}"]
+    lines += ["from peft import PeftModel"] if any(s["format"] == PEFT_FORMAT for s in sites.values()) else []
+    lines += [f'pipe = {pipeline}.from_pretrained("{base}")']
+    for site, record in sites.items():
+        if record["format"] == DIFFUSERS_FORMAT:
+            lines += [f'pipe.{site}.load_lora_adapter("{where}", prefix=None, weight_name="{ADAPTER_WEIGHTS}", '
+                      "use_safetensors=True)"]
+        else:
+            lines += [f'pipe.{site} = PeftModel.from_pretrained(pipe.{site}, "{where}", subfolder="{site}")']
     return [*lines, f'audio = pipe("{prompt}", num_inference_steps=200, audio_length_in_s=10.24).audios[0]', "```"]
 
 
@@ -266,11 +287,12 @@ def adapter_card(
     if not is_hub_id(base):
         base = "path/to/the/base"  # a local folder's path is the author's, not the reader's
     genres = list(info.get("genres") or [])
-    tags = [*BASE_TAGS, "lora", *_genre_tags(genres)]
+    pipeline = _pipeline(info)
+    tags = [*BASE_TAGS, _family(pipeline).lower(), "lora", *_genre_tags(genres)]
     prompt = f"{genres[0].replace('_', ' ')} music" if genres else "hip hop music, boom bap"
     where = repo_id or "path/to/this/folder"
     sites = _sites(info)
-    title = f"{', '.join(genres)} LoRA for AudioLDM" if genres else "LoRA adapter for AudioLDM"
+    title = f"{', '.join(genres)} LoRA for {_family(pipeline)}" if genres else f"LoRA adapter for {_family(pipeline)}"
     note = [] if is_hub_id(base) else [
         f"The base was {_published_base(info) or 'a local model'}; give its hub id with `--base-model` so the Hub "
         "links it.", ""
@@ -280,7 +302,7 @@ def adapter_card(
         f"# {title}",
         "",
         (
-            f"A LoRA adapter for the {' and the '.join(SITE_NAMES[site] for site in sites)} of "
+            f"A LoRA adapter for the {' and the '.join(site['label'] for site in sites.values())} of "
             f"{f'[{base}](https://huggingface.co/{base})' if is_hub_id(base) else _published_base(info) or 'a local model'}, "
             "fine-tuned with audioldm-lora on genre-labelled music "
             "(method: Kim et al., *Enhancing Diffusion-Based Music Generation Performance with LoRA*, 2025)."
@@ -289,7 +311,7 @@ def adapter_card(
         *note,
         "## Usage",
         "",
-        *_usage(base, where, prompt, sites),
+        *_usage(base, where, prompt, pipeline, sites),
         "",
         (
             f"or, with this folder downloaded: `audioldm-lora generate --base {base} --adapter path/to/this/folder "
@@ -314,29 +336,31 @@ def merged_card(
     license: str = "other",
     repo_id: str | None = None,
 ) -> str:
-    """The README.md of a merged AudioLDM directory.
+    """The README.md of a merged model directory (the base's pipeline with the adapters fused in).
 
     Args:
         adapters: ``(spec, info)`` per fused adapter: ``spec`` as :meth:`AdapterSpec.describe` gives it, ``info`` its
             ``adapter_info.json`` (may be empty).
     """
     genres = [g for _, info in adapters for g in info.get("genres") or []]
-    tags = [*BASE_TAGS, "lora", "merged-lora", *_genre_tags(genres)]
+    pipeline = _pipeline(adapters[0][1] if adapters else {})
+    tags = [*BASE_TAGS, _family(pipeline).lower(), "lora", "merged-lora", *_genre_tags(genres)]
     where = repo_id or "path/to/this/folder"
-    sites = sorted({site for _, info in adapters for site in _sites(info)}, key=lambda site: site != "unet")
+    labels = {site: record["label"] for _, info in adapters for site, record in _sites(info).items()}
+    sites = sorted(labels, key=lambda site: site != ROOT_SITE)
     lines = [
         front_matter(base_model, license, tags),
-        f"# AudioLDM with {len(adapters)} fused LoRA adapter(s)",
+        f"# {_family(pipeline)} with {len(adapters)} fused LoRA adapter(s)",
         "",
         (
-            f"The complete AudioLDM pipeline of `{base_model}` with these LoRA adapters fused into its "
-            f"{' and '.join(SITE_NAMES[site] for site in sites)} "
+            f"The complete {_family(pipeline)} pipeline of `{base_model}` with these LoRA adapters fused into its "
+            f"{' and '.join(labels[site] for site in sites)} "
             "(written by `audioldm-lora merge`); it loads with no extra code:"
         ),
         "",
         "```python",
-        "from diffusers import AudioLDMPipeline",
-        f'pipe = AudioLDMPipeline.from_pretrained("{where}")',
+        f"from diffusers import {pipeline}",
+        f'pipe = {pipeline}.from_pretrained("{where}")',
         "```",
         "",
         "| adapter | weight | rank | alpha | genres | steps | path |",

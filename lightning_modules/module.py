@@ -386,7 +386,9 @@ class AudioLDMLoRA(PriorPreservationSteps, TrainableStateCheckpointing):
         info = {
             **base_reference(self.hparams.pretrained_model, self.hparams.revision, self.base_fingerprint),
             "backbone": self.backbone.kind,
-            **{key: value for key, value in unet.items() if key not in ("targets", "trainable_parameters")},
+            "pipeline": self.backbone.pipeline_class,
+            **{key: value for key, value in unet.items()
+               if key not in ("targets", "trainable_parameters", "format", "label")},
             "sites": sites,
             "trainable_parameters": sum(site["trainable_parameters"] for site in sites.values()),
             "global_step": step,

@@ -1,16 +1,19 @@
-"""A LoRA site kept in peft's own ``save_pretrained`` format (the text encoder): written, loaded, mixed and fused.
+"""LoRA through peft directly, for any module: peft's ``save_pretrained`` format, and mixing and fusing of any site.
 
-The site's folder (``<adapter>/text_encoder/``) is what ``PeftModel.save_pretrained`` writes, so plain peft code
-reads it with no project import::
+A site in peft's format (every site but a UNet with diffusers' adapter methods: the text encoder, any module without
+``PeftAdapterMixin``) lives in ``<adapter>/<site>/``, which is what ``PeftModel.save_pretrained`` writes, so plain
+peft code reads it with no project import::
 
     PeftModel.from_pretrained(ClapTextModelWithProjection.from_pretrained(base, subfolder="text_encoder"),
                               "<adapter>/text_encoder")
 
 ``adapter_config.json`` is the ``LoraConfig`` (naming the model class as ``PeftModel`` does, in ``auto_mapping``);
 ``adapter_model.safetensors`` is peft's state dict of the adapter with ``PeftModel``'s key prefix
-(``base_model.model.<module>.lora_A.weight``). The project keeps the text encoder a plain transformers model with
-the adapter injected (``inject_adapter_in_model``), so the prefix is added on writing and removed on loading; mixing
-and fusing use diffusers' helpers for text encoders, the ones its pipelines use.
+(``base_model.model.<module>.lora_A.weight``). The project keeps every site a plain model with the adapter injected
+(``inject_adapter_in_model``), so the prefix is added on writing and removed on loading.
+
+Mixing and fusing act on peft's LoRA layers wherever they came from, so they serve every site in either format: they
+are the functions diffusers' own ``set_adapters`` and ``fuse_lora`` call underneath.
 """
 
 from __future__ import annotations
@@ -58,16 +61,20 @@ def load_peft_adapter(module: torch.nn.Module, directory: Path, adapter_name: st
         )
 
 
-def mix_peft_adapters(module: torch.nn.Module, names: list[str], weights: list[float]) -> None:
-    """Activate the adapters ``names`` together, each LoRA update scaled by its weight (as ``set_adapters`` does)."""
+def mix_adapters(module: torch.nn.Module, names: list[str], weights: list[float]) -> None:
+    """Activate the adapters ``names`` of ``module`` together, each LoRA update scaled by its weight (what diffusers'
+    ``set_adapters`` does for one float weight per adapter)."""
     set_weights_and_activate_adapters(module, names, weights)
 
 
-def fuse_peft_adapters(module: torch.nn.Module, names: list[str]) -> None:
+def fuse_adapters_into(module: torch.nn.Module, names: list[str]) -> None:
     """Fold the adapters ``names`` (at their mixing weights) into ``module``'s weights and remove every LoRA layer,
-    leaving the plain model that ``save_pretrained`` writes in its usual format."""
+    leaving the plain model that ``save_pretrained`` writes in its usual format (what ``fuse_lora`` then
+    ``unload_lora`` do for a diffusers model)."""
     if names:
-        fuse_text_encoder_lora(module, adapter_names=names)
+        fuse_text_encoder_lora(module, adapter_names=names)  # merges every peft LoRA layer; not text-specific
     recurse_remove_peft_layers(module)
     if getattr(module, "peft_config", None) is not None:
         del module.peft_config
+    if getattr(module, "_hf_peft_config_loaded", None):
+        module._hf_peft_config_loaded = None  # diffusers' flag that the model carries adapters

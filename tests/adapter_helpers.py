@@ -14,10 +14,12 @@ from lightning_modules.adapter_sites import (
     attach_adapters,
     describe_sites,
     save_adapters,
+    write_adapter_folder,
 )
 from lightning_modules.audioldm import UNET_PRESETS
 from lightning_modules.backbone import load_backbone
-from lightning_modules.lora import add_lora, lora_parameters, save_adapter
+from lightning_modules.adapter_files import DIFFUSERS_FORMAT
+from lightning_modules.lora import add_lora, lora_parameters
 from audioldm_demo.tiny import TEXT_PROJECTION_DIM
 
 
@@ -30,7 +32,7 @@ def write_adapter(
     for param in lora_parameters(unet):
         param.data = torch.randn(param.shape, generator=generator) * 0.2
     record = {"rank": 2, "alpha": 4.0, "target_modules": sorted(config.target_modules), "global_step": 10 * seed}
-    return save_adapter(unet, out, {**record, **(info or {})})
+    return write_adapter_folder({"unet": (unet, DIFFUSERS_FORMAT)}, out, {**record, **(info or {})})
 
 
 def tiny_adapter(model_dir: Path, out: Path, seed: int, targets: str = "attention", **info: Any) -> Path:

@@ -16,7 +16,7 @@ from lightning_modules.adapter_files import (
 )
 from lightning_modules.adapters import fuse_adapters, load_adapters
 from lightning_modules.backbone import Backbone, load_backbone
-from lightning_modules.lora import ADAPTER_INFO, ADAPTER_WEIGHTS
+from lightning_modules.adapter_files import ADAPTER_INFO, ADAPTER_WEIGHTS
 from lightning_modules.sampler import generate, seeded_generators
 from tests.adapter_helpers import make_adapters
 

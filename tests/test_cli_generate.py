@@ -12,7 +12,7 @@ import soundfile as sf
 import torch
 
 from audioldm_lora.commands import generate as generate_command
-from lightning_modules.lora import ADAPTER_INFO, ADAPTER_WEIGHTS
+from lightning_modules.adapter_files import ADAPTER_INFO, ADAPTER_WEIGHTS
 from lightning_modules.sampler import seeded_generators
 from tests.adapter_helpers import make_adapters
 
@@ -165,7 +165,6 @@ def test_generate_mixes_a_unet_adapter_with_a_text_encoder_adapter(
     from diffusers.loaders.lora_base import set_adapters_for_text_encoder
     from peft import PeftModel
 
-    from lightning_modules.adapter_files import TEXT_ENCODER_FOLDER
     from tests.adapter_helpers import site_adapter
 
     words = site_adapter(tiny_model_dir, tmp_path / "words", seed=11, unet_targets=None, text_encoder_targets="WqWv")
@@ -181,7 +180,7 @@ def test_generate_mixes_a_unet_adapter_with_a_text_encoder_adapter(
     pipe.unet.set_adapters(["jazz"], weights=[0.7])
     settings = {"num_inference_steps": 3, "audio_length_in_s": 0.64, "output_type": "pt"}
     unet_only = pipe(["jazz music"] * 2, generator=seeded_generators([4, 5]), **settings).audios
-    pipe.text_encoder = PeftModel.from_pretrained(pipe.text_encoder, str(words / TEXT_ENCODER_FOLDER),
+    pipe.text_encoder = PeftModel.from_pretrained(pipe.text_encoder, str(words / "text_encoder"),
                                                   adapter_name="words")
     set_adapters_for_text_encoder(["words"], pipe.text_encoder, [0.5])
     reference = pipe(["jazz music"] * 2, generator=seeded_generators([4, 5]), **settings).audios

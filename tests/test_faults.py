@@ -81,19 +81,20 @@ WRITER = """
 import sys, torch
 from diffusers import UNet2DConditionModel
 from lightning_modules.audioldm import UNET_PRESETS
-from lightning_modules.lora import add_lora, lora_parameters, save_adapter
+from lightning_modules.adapter_sites import write_adapter_folder
+from lightning_modules.lora import add_lora, lora_parameters
 unet = UNet2DConditionModel.from_pretrained(sys.argv[1], subfolder="unet")
 add_lora(unet, rank=8, alpha=8, targets="all_linear", presets=UNET_PRESETS)
 for p in lora_parameters(unet):
     p.data.fill_(0.01)
-save_adapter(unet, sys.argv[2], {"version": 0})
+write_adapter_folder({"unet": (unet, "diffusers")}, sys.argv[2], {"version": 0})
 print("ready", flush=True)
 i = 0
 while True:
     i += 1
     for p in lora_parameters(unet):
         p.data.fill_(0.01 * (i + 1))
-    save_adapter(unet, sys.argv[2], {"version": i})
+    write_adapter_folder({"unet": (unet, "diffusers")}, sys.argv[2], {"version": i})
 """
 
 

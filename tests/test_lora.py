@@ -17,8 +17,8 @@ from lightning_modules.lora import (
     add_lora,
     lora_parameters,
     resolve_target_modules,
-    save_adapter,
 )
+from lightning_modules.adapter_sites import write_adapter_folder
 
 
 @pytest.fixture()
@@ -86,7 +86,7 @@ def test_saved_adapter_loads_in_plain_diffusers(unet: UNet2DConditionModel, tiny
     torch.manual_seed(0)
     for p in lora_parameters(unet):
         p.data.normal_(0, 0.2)
-    out = save_adapter(unet, tmp_path / "adapter", {"rank": 2})
+    out = write_adapter_folder({"unet": (unet, "diffusers")}, tmp_path / "adapter", {"rank": 2})
     assert json.loads((out / "adapter_info.json").read_text())["rank"] == 2
     with safe_open(out / ADAPTER_WEIGHTS, "pt") as handle:
         metadata = json.loads(handle.metadata()["lora_adapter_metadata"])
@@ -107,7 +107,7 @@ def test_nan_adapter_is_never_written(unet: UNet2DConditionModel, tmp_path: Path
     add_lora(unet, rank=2, alpha=2, targets="paper", presets=UNET_PRESETS)
     lora_parameters(unet)[0].data.fill_(float("nan"))
     with pytest.raises(FloatingPointError):
-        save_adapter(unet, tmp_path / "nan", {})
+        write_adapter_folder({"unet": (unet, "diffusers")}, tmp_path / "nan", {})
     assert not (tmp_path / "nan").exists()
     assert not list(tmp_path.iterdir())  # no staging directory left behind
 

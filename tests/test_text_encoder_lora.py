@@ -18,7 +18,6 @@ from lightning_modules.adapter_files import (
     ADAPTER_WEIGHTS,
     PEFT_CONFIG,
     PEFT_WEIGHTS,
-    TEXT_ENCODER_FOLDER,
     parse_adapter_spec,
     parse_adapter_specs,
     read_adapter,
@@ -165,14 +164,14 @@ def test_fit_with_both_sites_keeps_every_frozen_weight(fitted, tiny_model_dir: P
 def test_exported_text_encoder_loads_with_plain_peft(fitted, tiny_model_dir: Path) -> None:
     adapter = Path(fitted.trainer.log_dir) / "adapters" / "final"
     assert (adapter / ADAPTER_WEIGHTS).is_file()
-    assert {p.name for p in (adapter / TEXT_ENCODER_FOLDER).iterdir()} == {PEFT_CONFIG, PEFT_WEIGHTS}
-    config = json.loads((adapter / TEXT_ENCODER_FOLDER / PEFT_CONFIG).read_text())
+    assert {p.name for p in (adapter / "text_encoder").iterdir()} == {PEFT_CONFIG, PEFT_WEIGHTS}
+    config = json.loads((adapter / "text_encoder" / PEFT_CONFIG).read_text())
     assert config["auto_mapping"]["base_model_class"] == "ClapTextModelWithProjection"
     assert (config["r"], config["lora_alpha"]) == (4, 8.0)  # rank from lora_rank, alpha set for the site
 
     plain = PeftModel.from_pretrained(
         ClapTextModelWithProjection.from_pretrained(tiny_model_dir, subfolder="text_encoder"),
-        str(adapter / TEXT_ENCODER_FOLDER),
+        str(adapter / "text_encoder"),
     ).eval()
     tokens = fitted.model.backbone.tokenizer(PROMPTS, padding=True, return_tensors="pt")
     with torch.no_grad():
@@ -193,7 +192,7 @@ def test_text_encoder_only_adapter_has_no_unet_file_and_leaves_the_unet_alone(
     adapter = site_adapter(tiny_model_dir, tmp_path / "te", seed=3, unet_targets=None, text_encoder_targets="WqWv")
     assert not (adapter / ADAPTER_WEIGHTS).exists()
     loaded = read_adapter(parse_adapter_spec(str(adapter)))
-    assert loaded.sites == ["text_encoder"]
+    assert loaded.site_names == ["text_encoder"]
     base, adapted = load_backbone(str(tiny_model_dir)), load_backbone(str(tiny_model_dir))
     load_adapters(adapted, [loaded], str(tiny_model_dir))
     assert not getattr(adapted.unet, "peft_config", None)
@@ -239,7 +238,7 @@ def test_merged_folder_equals_the_adapters_loaded_with_plain_diffusers_and_peft(
     pipe = AudioLDMPipeline.from_pretrained(tiny_model_dir)
     base = audio(pipe)
     pipe.unet.load_lora_adapter(str(both), prefix=None, weight_name=ADAPTER_WEIGHTS, use_safetensors=True)
-    pipe.text_encoder = PeftModel.from_pretrained(pipe.text_encoder, str(both / TEXT_ENCODER_FOLDER))
+    pipe.text_encoder = PeftModel.from_pretrained(pipe.text_encoder, str(both / "text_encoder"))
     with_adapters = audio(pipe)
     assert (with_adapters - base).abs().max() > 1e-3
     assert (merged - with_adapters).abs().max() < 1e-5
@@ -318,7 +317,7 @@ def test_model_card_usage_loads_the_sites_the_adapter_has(tiny_model_dir: Path, 
                            text_encoder_targets="Wv")
     info = json.loads((adapter / "adapter_info.json").read_text())
     card = adapter_card(info, repo_id=str(adapter))
-    assert "CLAP text encoder" in card and "| text-encoder LoRA (rank, alpha, targets) | 2, 8.0, attention.self.value |" in card
+    assert "CLAP text encoder" in card and "| CLAP text encoder LoRA (rank, alpha, targets) | 2, 8.0, attention.self.value |" in card
     code = re.search(r"```python\n(.*?)```", card, re.S).group(1)
     assert len(re.findall(r"load_lora_adapter|PeftModel.from_pretrained\(", code)) == snippet_lines
     code = code.replace("num_inference_steps=200", "num_inference_steps=2").replace("10.24", "0.64")
