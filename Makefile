@@ -4,7 +4,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # torch and torchaudio must be a matching pair (a torchaudio that fails to load breaks `import diffusers`).
-# These are the pair that installs on the reference machines (DESIGN.md section 5); override for your CUDA/CPU build.
+# These are the pair that installs on the reference machines (docs/environment.md, 'torch and torchaudio');
+# override for your CUDA/CPU build.
 TORCH_SPEC ?= torch==2.14.1 torchaudio==2.11.0
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=

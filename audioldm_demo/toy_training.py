@@ -2,9 +2,9 @@
 
 These are build steps (``audioldm-lora build-toy-base``), not the project's training path: LoRA fine-tuning is
 :class:`lightning_modules.AudioLDMLoRA`. The UNet step is the same objective as ``AudioLDMLoRA.diffusion_loss``
-(DESIGN.md section 2: scaled latents, L2-normalised CLAP ``text_embeds`` as ``class_labels``, caption dropout to the
-embedding of "" so that classifier-free guidance works, the epsilon/v target the scheduler names), built from the
-same helpers in :mod:`lightning_modules.diffusion_loss`.
+(docs/model-facts.md, 'AudioLDM training objective': scaled latents, L2-normalised CLAP ``text_embeds`` as
+``class_labels``, caption dropout to the embedding of "" so that classifier-free guidance works, the epsilon/v
+target the scheduler names), built from the same helpers in :mod:`lightning_modules.diffusion_loss`.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """The command line: the project's tools, and LightningCLI for fit/validate/test/predict.
 
-``audioldm-lora``, ``lightning`` and ``python -m audioldm_lora`` are the same entry point (DESIGN.md section 5:
-lightning 2.5.1+ installs no ``lightning`` command, and lightning-sdk also claims ``bin/lightning``). A tool is
-dispatched before Lightning, torch or diffusers is imported (:mod:`audioldm_lora.lightning_cli` is imported only
-for the Lightning subcommands), so that ``audioldm-lora mos --help`` does not pay for them.
+``audioldm-lora``, ``lightning`` and ``python -m audioldm_lora`` are the same entry point (docs/environment.md,
+'The `lightning` command': lightning 2.5.1+ installs no ``lightning`` command, and lightning-sdk also claims
+``bin/lightning``). A tool is dispatched before Lightning, torch or diffusers is imported
+(:mod:`audioldm_lora.lightning_cli` is imported only for the Lightning subcommands), so that
+``audioldm-lora mos --help`` does not pay for them.
 """
 
 from __future__ import annotations

@@ -216,7 +216,7 @@ def render(command: str, n: int, dim: int, results: dict[str, dict]) -> str:
         "materialises torch.pdist of the generated set and three full kernel matrices; ours works in blocks of "
         "2048 rows and selects the median exactly (same float32 value as torch.median(torch.pdist)). fadtk takes "
         "the mean in float32 and also runs scipy's sqrtm for a consistency check; ours takes mean and covariance in "
-        "float64 (DESIGN.md section 4) and only the eigenvalues. kadtk and fadtk run from "
+        "float64 ([metrics.md](metrics.md), \"FAD\") and only the eigenvalues. kadtk and fadtk run from "
         "`pip install --no-deps --target DIR kadtk==1.1.0 fadtk==1.1.0 hypy-utils` (`--reference-path DIR`); "
         "kadtk's `kad.py` is loaded with stand-ins for its model-loading siblings.",
     ]

@@ -195,7 +195,8 @@ def main() -> int:
         )
         notes = (
             "Ours pads prompts to the longest one instead of 512 tokens (the same embedding with the attention "
-            "mask, DESIGN.md section 2), which removes nearly all of the text encoder's work; the denoising loop, "
+            "mask, [model-facts.md](model-facts.md), \"Prompt padding\"), which removes nearly all of the text "
+            "encoder's work; the denoising loop, "
             "VAE and vocoder are the same computations. The last column is the largest absolute difference between "
             "the outputs and, in brackets, that difference over the pipeline's peak value (random full-size weights "
             "give near-silent audio, so the relative figure is the meaningful one there)."

@@ -1,7 +1,7 @@
 """A WandbLogger that goes offline by itself when no W&B credentials are configured.
 
-wandb raises ``UsageError`` at ``wandb.init`` without an API key (DESIGN.md section 5); a training run must never die
-or block on that, so the logger switches to offline mode, says so, and says how to upload later.
+wandb raises ``UsageError`` at ``wandb.init`` without an API key (docs/environment.md, 'W&B offline'); a training
+run must never die or block on that, so the logger switches to offline mode, says so, and says how to upload later.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ reads what, in which order), ``dataset`` (map-style clips) and ``streaming`` (It
 ``screening`` (the start-up checks of a source) and ``datamodule``. The synthetic genres are the
 demo's (:mod:`audioldm_demo.synthetic`).
 
-Knows no model (../shared/DESIGN.md section 1).
+Knows no model (docs/model-facts.md, 'Data flow').
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The AudioLDM log-mel recipe (../shared/DESIGN.md section 3), one implementation for training, caching and metrics.
+"""The AudioLDM log-mel recipe (docs/mel-recipe.md), one implementation for training, caching and metrics.
 
 It follows the training recipe the AudioLDM VAE and HiFi-GAN vocoder were trained with (AudioLDM-training-finetuning),
 not the inference package's TacotronSTFT, which pads 512 samples per side and yields one extra frame.
@@ -34,7 +34,7 @@ def num_frames(duration: float) -> int:
 
 @functools.lru_cache(maxsize=8)
 def _mel_filters(device: str, dtype: torch.dtype) -> torch.Tensor:
-    """Slaney mel filterbank [n_freqs, n_mels]; identical to librosa.filters.mel(...).T (DESIGN.md section 3)."""
+    """Slaney mel filterbank [n_freqs, n_mels]; identical to librosa.filters.mel(...).T (docs/mel-recipe.md)."""
     return AF.melscale_fbanks(
         N_FFT // 2 + 1, F_MIN, F_MAX, N_MELS, SAMPLE_RATE, norm="slaney", mel_scale="slaney"
     ).to(device=device, dtype=dtype)

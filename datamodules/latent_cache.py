@@ -52,7 +52,7 @@ SplitRecord = Union[tuple[str, AudioItem, AudioSource], BadItem]
 def preprocessing_settings(duration: float, crops_per_file: int) -> dict[str, Any]:
     """Every setting that shapes a cached latent (a change is a miss)."""
     return {
-        "recipe": "audioldm-train-logmel",  # DESIGN.md section 3: reflect pad 432, |STFT|, Slaney mel, log clamp
+        "recipe": "audioldm-train-logmel",  # docs/mel-recipe.md: reflect pad 432, |STFT|, Slaney mel, log clamp
         "normalize": "mean0-peak0.5",
         "sample_rate": SAMPLE_RATE,
         "n_fft": N_FFT,

@@ -1,9 +1,9 @@
 """AudioLDM (v1) behind the backbone seam: its six components, CLAP ``class_labels`` conditioning and geometry.
 
-DESIGN.md section 2: the prompt's L2-normalised CLAP ``text_embeds`` enter the UNet as ``class_labels`` (with
-``encoder_hidden_states=None``); the unconditional input is the embedding of ``""``; 16 kHz audio, 100 mel frames
-per second, 64 mel bins; the decoder is the VAE then the HiFi-GAN vocoder. Every component loads through its
-library's ``from_pretrained``, one code path for hub ids and local directories.
+docs/model-facts.md, 'AudioLDM conditioning': the prompt's L2-normalised CLAP ``text_embeds`` enter the UNet as
+``class_labels`` (with ``encoder_hidden_states=None``); the unconditional input is the embedding of ``""``; 16 kHz
+audio, 100 mel frames per second, 64 mel bins; the decoder is the VAE then the HiFi-GAN vocoder. Every component
+loads through its library's ``from_pretrained``, one code path for hub ids and local directories.
 """
 
 from __future__ import annotations
@@ -43,9 +43,10 @@ UNET_PRESETS: dict[str, tuple[str, ...]] = {
     "attention_conditioning": ("to_q", "to_k", "to_v", "to_out.0", "time_emb_proj", "class_embedding"),
 }
 
-# CLAP text-encoder presets, named as the paper's authors named them (DESIGN.md section 6): the self-attention query
-# (Wq), value (Wv) or both of every layer, ``text_model.encoder.layer.{0..11}.attention.self.query``. peft matches
-# targets as name suffixes, so one suffix covers all layers of any depth (12 in AudioLDM, 2 in the tiny model).
+# CLAP text-encoder presets, named as the paper's authors named them (docs/paper-recipe.md, 'Text-encoder presets'):
+# the self-attention query (Wq), value (Wv) or both of every layer,
+# ``text_model.encoder.layer.{0..11}.attention.self.query``. peft matches targets as name suffixes, so one suffix
+# covers all layers of any depth (12 in AudioLDM, 2 in the tiny model).
 TEXT_ENCODER_PRESETS: dict[str, tuple[str, ...]] = {
     "Wq": ("attention.self.query",),
     "Wv": ("attention.self.value",),
@@ -85,7 +86,7 @@ def tokenize(tokenizer: PreTrainedTokenizerBase, prompts: list[str]) -> dict[str
     """Tokenise padding only to the longest prompt.
 
     AudioLDMPipeline pads to 512 tokens; with the attention mask the text embedding is the same (8e-9 on the
-    full-size encoder, DESIGN.md section 2) at a twentieth of the cost.
+    full-size encoder, docs/model-facts.md, 'Prompt padding') at a twentieth of the cost.
     """
     batch = tokenizer(
         prompts, padding="longest", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"

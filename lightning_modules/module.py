@@ -4,9 +4,9 @@ Everything model-specific goes through the backbone seam (:mod:`lightning_module
 conditioning, the UNet call, latent geometry, decoding), adapters through the adapter-site seam
 (:mod:`lightning_modules.adapter_sites`), the loss through :class:`~lightning_modules.diffusion_loss.DiffusionObjective`
 and sampling through :mod:`lightning_modules.sampler`. The frozen parts stay in eval mode without gradients
-(optionally bf16/fp16); only the LoRA weights train. The training step is DESIGN.md section 2: the prompt's
-conditioning, caption dropout to the unconditional input (so classifier-free guidance is trained) and the epsilon or
-v target that the scheduler config names.
+(optionally bf16/fp16); only the LoRA weights train. The training step is docs/model-facts.md, 'AudioLDM training
+objective': the prompt's conditioning, caption dropout to the unconditional input (so classifier-free guidance is
+trained) and the epsilon or v target that the scheduler config names.
 """
 
 from __future__ import annotations
@@ -110,8 +110,9 @@ class AudioLDMLoRA(PriorPreservationSteps, TrainableStateCheckpointing):
             lora_init: LoRA A init; ``gaussian`` as the paper, ``kaiming`` is peft's default.
             use_rslora: rank-stabilised scaling alpha / sqrt(r).
             use_dora: weight-decomposed LoRA (DoRA).
-            text_encoder_lora_targets: LoRA on the CLAP text encoder (DESIGN.md section 6): a preset (``Wq``, ``Wv``,
-                ``WqWv``: the self-attention query, value or both of every layer, as the paper's authors named them;
+            text_encoder_lora_targets: LoRA on the CLAP text encoder (docs/paper-recipe.md, 'Text-encoder presets'): a
+                preset (``Wq``, ``Wv``, ``WqWv``: the self-attention query, value or both of every layer, as the paper's
+                authors named them;
                 ``all_linear``) or module names; ``None`` (the default) leaves the text encoder frozen. The prompt's
                 embedding, and the unconditional one of "", then change with the adapter and are computed every
                 step (also from a latent cache, whose stored embeddings are not used).
@@ -292,7 +293,7 @@ class AudioLDMLoRA(PriorPreservationSteps, TrainableStateCheckpointing):
         self, latents: torch.Tensor, cond: Conditioning, drop_caption: torch.Tensor,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """The denoising loss of the adapted UNet on one batch (DESIGN.md section 2)."""
+        """The denoising loss of the adapted UNet on one batch (docs/model-facts.md, 'AudioLDM training objective')."""
         cond = select_conditioning(cond, drop_caption, self.unconditional())
         noised = self.objective.noised(latents, generator)
         return self.objective.loss(self.backbone.predict_noise(noised.noisy, noised.timesteps, cond), noised)

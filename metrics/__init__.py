@@ -1,6 +1,6 @@
 """Metrics: CLAP score, Kernel Audio Distance and Fréchet Audio Distance, with their embedders.
 
-One place for the module's test step and the evaluation callback to import from (../shared/DESIGN.md section 1).
+One place for the module's test step and the evaluation callback to import from (docs/model-facts.md, 'Data flow').
 Depends on audio features (``datamodules``) only; nothing here imports the model, callbacks or the CLI, and no
 embedder backend (transformers' CLAP, laion-clap) is imported until it is used.
 """

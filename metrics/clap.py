@@ -1,4 +1,4 @@
-"""CLAP score: agreement between a prompt and the audio generated for it (../shared/DESIGN.md section 4).
+"""CLAP score: agreement between a prompt and the audio generated for it (docs/metrics.md, 'CLAP score').
 
 The score is the mean over (prompt, clip) pairs of the cosine between the CLAP text embedding of the prompt and the
 CLAP audio embedding of the clip: audiocraft's ``CLAPTextConsistencyMetric`` and stable-audio-metrics' convention

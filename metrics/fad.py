@@ -1,6 +1,6 @@
 """Fréchet Audio Distance (FAD), the value fadtk 1.1.0 computes.
 
-Definition (../shared/DESIGN.md section 4): fit a Gaussian to each embedding set (mean and covariance in float64,
+Definition (docs/metrics.md, 'FAD'): fit a Gaussian to each embedding set (mean and covariance in float64,
 ``np.cov(rowvar=False)``, ddof 1) and return
 
     ||mu_r - mu_g||^2 + tr S_r + tr S_g - 2 tr sqrt(S_r S_g)

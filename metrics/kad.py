@@ -1,6 +1,6 @@
 """Kernel Audio Distance (KAD), the value kadtk 1.1.0 computes, evaluated blockwise in bounded memory.
 
-Definition (../shared/DESIGN.md section 4), x = reference embeddings (m rows), y = generated embeddings (n rows):
+Definition (docs/metrics.md, 'KAD'), x = reference embeddings (m rows), y = generated embeddings (n rows):
 
     s     = median of all pairwise Euclidean distances within y (torch.median: the lower middle value)
     gamma = 1 / (2 s^2 + 1e-8),  k(a, b) = exp(-gamma ||a - b||^2)

@@ -1,6 +1,6 @@
 """The median of all pairwise Euclidean distances of an embedding set, exactly as kadtk computes it, in bounded memory.
 
-KAD's default bandwidth (:mod:`metrics.kad`, ../shared/DESIGN.md section 4) is ``torch.median(torch.pdist(y))`` over
+KAD's default bandwidth (:mod:`metrics.kad`, docs/metrics.md, 'KAD') is ``torch.median(torch.pdist(y))`` over
 the generated embeddings: the lower middle of n(n-1)/2 float32 distances. kadtk's ``median_pairwise_distance``
 materialises ``torch.pdist(y)``, about 5 GB for 50k clips (plus the sort inside ``torch.median``), and no library
 offers an exact blockwise median of pairwise distances. So this module selects the k-th smallest of the n(n-1)/2

@@ -1,4 +1,4 @@
-"""The AudioLDM log-mel against a reference written here from DESIGN.md section 3 (numpy STFT, librosa filters)."""
+"""The AudioLDM log-mel against a reference written here from docs/mel-recipe.md (numpy STFT, librosa filters)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from datamodules.features import log_mel_spectrogram, normalize_waveform, num_fr
 
 
 def reference_log_mel(waveform: np.ndarray, frames: int) -> np.ndarray:
-    """DESIGN.md section 3 step by step in float64 numpy."""
+    """docs/mel-recipe.md ('Steps') step by step in float64 numpy."""
     x = waveform - waveform.mean()
     x = x / (np.abs(x).max() + 1e-8) * 0.5
     x = np.pad(x, (432, 432), mode="reflect")

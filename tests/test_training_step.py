@@ -1,4 +1,5 @@
-"""The training objective of AudioLDMLoRA against DESIGN.md section 2, checked piece by piece."""
+"""The training objective of AudioLDMLoRA against docs/model-facts.md ('AudioLDM training objective'), piece by
+piece."""
 
 from __future__ import annotations
 

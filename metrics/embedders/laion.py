@@ -2,7 +2,7 @@
 
 ``laion_clap`` is imported only when this backend loads: it is an optional dependency (``audioldm-lora[laion]``:
 laion-clap pins numpy<2 and needs torchvision), and its import asks the hub for three tokenizers, which hangs on
-network time-outs offline (../shared/DESIGN.md section 5).
+network time-outs offline (docs/environment.md, 'Other packages').
 """
 
 from __future__ import annotations

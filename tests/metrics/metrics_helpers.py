@@ -10,7 +10,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-# ---------------------------------------------------------------- reference formulas (DESIGN.md section 4), float64
+# ---------------------------------------------------------------- reference formulas (docs/metrics.md), float64
 
 
 def reference_median_distance(y: np.ndarray) -> float:
