@@ -34,8 +34,9 @@ def constructor_keys(cls: type) -> list[str]:
 
 
 def suggest_key(message: str, prog: str) -> str | None:
-    """``did you mean lora_rank? `PROG --model.help pkg.Class` lists every key`` for jsonargparse's unknown-option
-    error, else None (also when the class cannot be imported)."""
+    """``did you mean caption_dropout? `PROG --model.help pkg.Class` lists every key`` for jsonargparse's
+    unknown-option error, else None (also when the class cannot be imported). A class that renamed settings says
+    how an old key is spelt now through its ``renamed_key_hint(key) -> str | None``."""
     match = _UNKNOWN_OPTION.search(message)
     if match is None:
         return None
@@ -45,6 +46,10 @@ def suggest_key(message: str, prog: str) -> str | None:
         keys = constructor_keys(cls)
     except (ImportError, AttributeError, TypeError, ValueError):
         return None
+    renamed = getattr(cls, "renamed_key_hint", None)
+    hint = renamed(match["key"]) if callable(renamed) else None
+    if hint:
+        return hint
     close = difflib.get_close_matches(match["key"], keys, n=1, cutoff=0.6)
     listing = f"`{prog} --{match['group']}.help {match['class_path']}` lists every key"
     return (f"did you mean {close[0]}? " if close else "") + listing

@@ -112,7 +112,7 @@ class AudioLDMLoRACLI(LightningCLI):
 
     def _parse_ckpt_path(self) -> None:
         """Keep the settings the user gave. Lightning 2.6's LightningCLI replaces the model's settings with those
-        stored in ``--ckpt_path`` (``LightningCLI._parse_ckpt_path``), so a changed ``lora_rank`` or sampling
+        stored in ``--ckpt_path`` (``LightningCLI._parse_ckpt_path``), so a changed adapter rank or sampling
         setting on the command line is dropped without a word. Here the run is built as configured and
         :func:`lightning_modules.resume_settings.check_resume_settings` refuses a resume whose training settings
         differ from the checkpoint's, naming each one."""

@@ -119,8 +119,9 @@ def framework_module(model_dir: Path, device: str | torch.device = "cpu", **opti
     """
     from lightning_modules.module import AudioLDMLoRA
 
-    module = AudioLDMLoRA(pretrained_model=str(model_dir), lora_rank=2, lora_alpha=4.0, lora_targets="paper",
-                          caption_dropout=0.1, **options)
+    module = AudioLDMLoRA(pretrained_model=str(model_dir),
+                          adapters={"unet": {"targets": "paper", "rank": 2, "alpha": 4.0}}, caption_dropout=0.1,
+                          **options)
     module.to(device)
     module.train()
     return module

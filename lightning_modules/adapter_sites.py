@@ -1,8 +1,9 @@
 """The adapter-site seam: LoRA attaches to named sub-models of a backbone ("sites"), each with its own settings.
 
 A site is a key of :meth:`lightning_modules.backbone.Backbone.adapter_sites` (AudioLDM: ``unet`` and
-``text_encoder``). Per site an :class:`AdapterSiteConfig` gives targets (a preset of that site, from
-:meth:`Backbone.lora_presets`, or module names), rank, alpha, dropout, init, DoRA and rsLoRA. Everything that acts
+``text_encoder``). Per site an :class:`AdapterSettings` (one entry of the module's ``adapters`` setting) gives
+targets (a preset of that site, from :meth:`Backbone.lora_presets`, or module names), rank, alpha, dropout, init,
+DoRA and rsLoRA. Everything that acts
 on adapters goes through this one site-aware path: attaching (:func:`attach_adapters`), the trainable parameters
 and their report (:func:`adapter_parameters`, :func:`trainable_counts`), switching them off for the base model
 (:func:`adapters_disabled`), health (:func:`site_layers`), ``adapter_info.json`` (:func:`describe_sites`) and export
@@ -19,7 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -44,66 +46,122 @@ from lightning_modules.peft_files import write_peft_adapter
 
 UNET_SITE = ROOT_SITE
 TEXT_ENCODER_SITE = "text_encoder"
-NO_TARGETS = "none"
-"""The targets value that turns a site off (``lora_targets: none``; ``null`` does the same)."""
+NO_TARGETS = ("none", "None", "null")
+"""Targets values that turn a site off, besides ``None``. ``None`` and ``null`` as strings too: jsonargparse hands
+``--model.init_args.adapters.unet.targets=null`` to a class given by ``class_path`` as the string ``'None'``, and no
+preset or module can have either name (both are Python or YAML keywords)."""
 
 
-@dataclass(frozen=True)
-class AdapterSiteConfig:
-    """LoRA settings of one site (what the LightningModule's ``lora_*`` / ``text_encoder_lora_*`` arguments say).
+@dataclass
+class AdapterSettings:
+    """LoRA settings of one adapter site: one entry of the LightningModule's ``adapters`` setting.
 
-    ``setting`` is the prefix of the site's arguments (``lora``, ``text_encoder_lora``): errors name the setting to
-    change, ``model.init_args.<setting>_targets``.
+    A YAML config names each site it adapts, with the settings that differ from these defaults::
+
+        adapters:
+          unet: {targets: paper, rank: 2, alpha: 4.0}
+          text_encoder: {targets: WqWv, rank: 4, alpha: 8.0}
+
+    Attributes:
+        targets: a preset of the site (the backbone's :meth:`~lightning_modules.backbone.Backbone.lora_presets`;
+            AudioLDM's UNet: ``paper``, ``attention``, ``attention_proj``, ``attention_conditioning``; its text
+            encoder: ``Wq``, ``Wv``, ``WqWv``; any site: ``all_linear``) or module names (peft matches them as
+            suffixes); ``none`` or ``null`` leaves the site without an adapter.
+        rank: LoRA rank r (the paper: 2).
+        alpha: LoRA alpha; the update is scaled by alpha / r (alpha / sqrt(r) with rsLoRA).
+        dropout: dropout on the LoRA branch.
+        init: LoRA A init; ``gaussian`` as the paper, ``kaiming`` is peft's default.
+        use_rslora: rank-stabilised scaling alpha / sqrt(r).
+        use_dora: weight-decomposed LoRA (DoRA).
+        module_dropout: a frozen site's own dropout (CLAP's hidden and attention dropout, 0.1 in the public
+            checkpoints) active in training; off by default, so the site computes what it computes at inference.
+            The UNet trains in training mode anyway.
     """
 
-    site: str = UNET_SITE
-    targets: str | list[str] | None = "paper"
+    targets: None | str | list[str] = "paper"
     rank: int = 2
     alpha: float = 4.0
     dropout: float = 0.0
     init: LoraInit = "gaussian"
     use_rslora: bool = False
     use_dora: bool = False
-    setting: str = "lora"
+    module_dropout: bool = False
 
     @property
     def enabled(self) -> bool:
         """Whether the site gets an adapter (targets neither ``None`` nor ``none``)."""
-        return self.targets is not None and self.targets != NO_TARGETS
+        return self.targets is not None and self.targets not in NO_TARGETS
 
-    def check(self) -> None:
-        """Fail fast, before any model is loaded, on settings no model accepts (naming the site)."""
+    def check(self, site: str) -> None:
+        """Fail fast, before any model is loaded, on settings no model accepts (naming the site's setting)."""
         try:
             check_lora_settings(self.rank, self.alpha, self.dropout)
         except LoraConfigError as error:
-            raise LoraConfigError(f"{self.site} adapter: {error} (model.init_args.{self.setting}_*)") from None
-
-    def for_site(self, site: str, targets: str | list[str] | None, setting: str, **settings: Any) -> "AdapterSiteConfig":
-        """The config of another site: ``settings`` given as ``None`` are this site's (the text encoder's rank,
-        alpha, ... default to the UNet's)."""
-        given = {key: value for key, value in settings.items() if value is not None}
-        return replace(self, site=site, targets=targets, setting=setting, **given)
+            raise LoraConfigError(f"model.init_args.adapters.{site}: {error}") from None
 
     def describe(self) -> dict[str, Any]:
         """The settings as ``adapter_info.json`` records them."""
-        return {key: value for key, value in asdict(self).items() if key not in ("site", "setting")}
+        return asdict(self)
 
 
-def enabled_configs(configs: list[AdapterSiteConfig]) -> list[AdapterSiteConfig]:
-    """The configs of the sites that are switched on, each checked; at least one must be.
+DEFAULT_ADAPTERS: dict[str, dict[str, Any]] = {UNET_SITE: {"targets": "paper", "rank": 2, "alpha": 4.0}}
+"""The ``adapters`` setting when none is given: the paper's UNet adapter."""
+OLD_KEYS = {
+    "lora_targets": "unet.targets", "lora_rank": "unet.rank", "lora_alpha": "unet.alpha",
+    "lora_dropout": "unet.dropout", "lora_init": "unet.init", "use_rslora": "unet.use_rslora",
+    "use_dora": "unet.use_dora", "text_encoder_lora_targets": "text_encoder.targets",
+    "text_encoder_lora_rank": "text_encoder.rank", "text_encoder_lora_alpha": "text_encoder.alpha",
+    "text_encoder_lora_dropout": "text_encoder.dropout", "text_encoder_lora_init": "text_encoder.init",
+    "text_encoder_use_rslora": "text_encoder.use_rslora", "text_encoder_use_dora": "text_encoder.use_dora",
+    "text_encoder_dropout": "text_encoder.module_dropout",
+}
+"""The flat per-site constructor arguments the ``adapters`` setting replaced -> their place in it."""
+
+
+def old_key_hint(key: str) -> str | None:
+    """How an old flat key (``lora_rank``) is spelt now (``adapters: {unet: {rank: ...}}``), else None."""
+    if key not in OLD_KEYS:
+        return None
+    site, field_name = OLD_KEYS[key].split(".")
+    return (f"{key} is now adapters: {{{site}: {{{field_name}: ...}}}} in YAML, or "
+            f"--model.init_args.adapters.{site}.{field_name}=... on the command line (docs/adapters.md)")
+
+
+def site_settings(adapters: Mapping[str, AdapterSettings | Mapping[str, Any]] | None
+                  ) -> dict[str, AdapterSettings]:
+    """The ``adapters`` setting as :class:`AdapterSettings` per site, the sites that are switched on only, each
+    checked; at least one must be on.
 
     Raises:
-        LoraConfigError: no site is on (naming every site's targets setting), or a site's settings are invalid.
+        LoraConfigError: no site is on, an entry is not a mapping of known settings, or a site's values are invalid.
     """
-    enabled = [config for config in configs if config.enabled]
+    given = DEFAULT_ADAPTERS if adapters is None else adapters
+    settings: dict[str, AdapterSettings] = {}
+    for site, entry in given.items():
+        if isinstance(entry, AdapterSettings):
+            settings[str(site)] = entry
+            continue
+        if not isinstance(entry, Mapping):
+            raise LoraConfigError(f"model.init_args.adapters.{site} must be a mapping of settings such as "
+                                  f"{{targets: paper, rank: 2}}, not {entry!r}.")
+        unknown = sorted(set(entry) - {f.name for f in fields(AdapterSettings)})
+        if unknown:
+            raise LoraConfigError(f"model.init_args.adapters.{site}: unknown setting(s) {unknown}; settings are "
+                                  f"{[f.name for f in fields(AdapterSettings)]}.")
+        settings[str(site)] = AdapterSettings(**entry)
+    idle = [site for site, value in settings.items() if value.module_dropout and not value.enabled]
+    if idle:
+        raise LoraConfigError(f"model.init_args.adapters.{idle[0]}.module_dropout needs the site switched on (give it "
+                              "targets, e.g. WqWv for the text encoder) or drop module_dropout.")
+    enabled = {site: value for site, value in settings.items() if value.enabled}
     if not enabled:
-        settings = " and ".join(f"model.init_args.{c.setting}_targets is {c.targets}" for c in configs)
+        listed = ", ".join(f"{site}: targets {value.targets}" for site, value in settings.items()) or "no site"
         raise LoraConfigError(
-            f"No adapter site is configured: {settings or 'no site is given'}. Set at least one, e.g. "
-            "lora_targets: paper (the UNet) or text_encoder_lora_targets: WqWv (the text encoder)."
+            f"No adapter site is switched on (model.init_args.adapters has {listed}). Give at least one site "
+            "targets, e.g. adapters: {unet: {targets: paper}} or adapters: {text_encoder: {targets: WqWv}}."
         )
-    for config in enabled:
-        config.check()
+    for site, value in enabled.items():
+        value.check(site)
     return enabled
 
 
@@ -116,33 +174,30 @@ def _site_module(backbone: Backbone, site: str) -> torch.nn.Module:
     return sites[site]
 
 
-def attach_adapters(backbone: Backbone, configs: list[AdapterSiteConfig]) -> dict[str, LoraConfig]:
+def attach_adapters(backbone: Backbone, settings: Mapping[str, AdapterSettings]) -> dict[str, LoraConfig]:
     """Freeze every site and inject a trainable LoRA adapter into each configured one; returns the peft config per
-    site (a site without a config stays frozen, so its outputs are the base model's).
+    site (a site without settings stays frozen, so its outputs are the base model's).
 
     Raises:
-        LoraConfigError: an unknown site, a site configured twice, bad settings or unknown targets.
+        LoraConfigError: no site, an unknown site, bad settings or unknown targets.
     """
-    if not configs:
-        raise LoraConfigError("No adapter site is configured: set the UNet's lora_targets (e.g. paper) or the text "
-                              "encoder's text_encoder_lora_targets (e.g. WqWv).")
-    seen = [config.site for config in configs]
-    if len(set(seen)) != len(seen):
-        raise LoraConfigError(f"An adapter site is configured twice: {seen}.")
+    if not settings:
+        raise LoraConfigError("No adapter site is configured: give model.init_args.adapters at least one site, e.g. "
+                              "{unet: {targets: paper}}.")
     for module in backbone.adapter_sites().values():
         module.requires_grad_(False)
     attached = {}
-    for config in configs:
-        config.check()
-        module = _site_module(backbone, config.site)
+    for site, config in settings.items():
+        config.check(site)
+        module = _site_module(backbone, site)
         try:
-            attached[config.site] = add_lora(
+            attached[site] = add_lora(
                 module, config.rank, config.alpha, config.targets, config.dropout, config.init, config.use_rslora,
-                config.use_dora, presets=backbone.lora_presets(config.site), site=config.site,
+                config.use_dora, presets=backbone.lora_presets(site), site=site,
             )
         except LoraConfigError as error:
             # ``from None``: the CLI reports an error's innermost cause, which must be the message naming the setting
-            raise LoraConfigError(f"model.init_args.{config.setting}_targets: {error}") from None
+            raise LoraConfigError(f"model.init_args.adapters.{site}.targets: {error}") from None
     return attached
 
 
@@ -196,20 +251,20 @@ def adapters_disabled(backbone: Backbone) -> Iterator[None]:
             set_adapter_layers(module, enabled=True)
 
 
-def describe_sites(backbone: Backbone, configs: list[AdapterSiteConfig],
+def describe_sites(backbone: Backbone, settings: Mapping[str, AdapterSettings],
                    lora_configs: dict[str, LoraConfig]) -> dict[str, dict[str, Any]]:
     """``adapter_info.json``'s ``sites``: per adapted site its settings, target modules, trainable parameters, the
     format it is stored in and its label (what model cards read)."""
     counts = trainable_counts(backbone)
     return {
-        config.site: {
+        site: {
             **config.describe(),
-            "target_modules": sorted(lora_configs[config.site].target_modules),
-            "trainable_parameters": counts.get(config.site, 0),
-            "format": backbone.adapter_format(config.site),
-            "label": backbone.site_label(config.site),
+            "target_modules": sorted(lora_configs[site].target_modules),
+            "trainable_parameters": counts.get(site, 0),
+            "format": backbone.adapter_format(site),
+            "label": backbone.site_label(site),
         }
-        for config in configs
+        for site, config in settings.items()
     }
 
 

@@ -18,21 +18,20 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 
 from lightning_modules.adapter_sites import (
-    TEXT_ENCODER_SITE,
     UNET_SITE,
-    AdapterSiteConfig,
+    AdapterSettings,
     adapter_parameters,
     attach_adapters,
     conditioning_adapted,
     describe_sites,
-    enabled_configs,
+    old_key_hint,
     save_adapters,
     set_lora_dropout_mode,
+    site_settings,
     trainable_counts,
 )
 from lightning_modules.backbone import Backbone, Conditioning, load_backbone, select_conditioning
 from lightning_modules.diffusion_loss import DiffusionObjective
-from lightning_modules.lora import LoraInit
 from lightning_modules.lr_schedule import deferred_schedule
 from lightning_modules.prior_preservation import PriorSet, PriorTarget, check_prior_settings
 from lightning_modules.prior_steps import PriorPreservationSteps
@@ -52,25 +51,14 @@ def _batch_size(batch: dict[str, Any]) -> int:
 class AudioLDMLoRA(PriorPreservationSteps, TrainableStateCheckpointing):
     """LoRA fine-tuning of an AudioLDM-family model on genre-labelled audio-caption pairs."""
 
+    renamed_key_hint = staticmethod(old_key_hint)
+    """How a per-site key of earlier versions (``lora_rank``) is spelt now (:mod:`audioldm_lora.config_keys`)."""
+
     def __init__(
         self,
         pretrained_model: str = "cvssp/audioldm-s-full-v2",
         revision: str | None = None,
-        lora_rank: int = 2,
-        lora_alpha: float = 4.0,
-        lora_targets: str | list[str] | None = "paper",
-        lora_dropout: float = 0.0,
-        lora_init: LoraInit = "gaussian",
-        use_rslora: bool = False,
-        use_dora: bool = False,
-        text_encoder_lora_targets: str | list[str] | None = None,
-        text_encoder_lora_rank: int | None = None,
-        text_encoder_lora_alpha: float | None = None,
-        text_encoder_lora_dropout: float | None = None,
-        text_encoder_lora_init: LoraInit | None = None,
-        text_encoder_use_rslora: bool | None = None,
-        text_encoder_use_dora: bool | None = None,
-        text_encoder_dropout: bool = False,
+        adapters: dict[str, AdapterSettings] | None = None,
         caption_dropout: float = 0.1,
         snr_gamma: float | None = None,
         noise_offset: float = 0.0,
@@ -101,30 +89,13 @@ class AudioLDMLoRA(PriorPreservationSteps, TrainableStateCheckpointing):
             pretrained_model: hub id (``cvssp/audioldm-s-full-v2``, the paper's base) or a local diffusers directory
                 (its ``model_index.json`` picks the backbone).
             revision: hub revision (branch, tag or commit) of ``pretrained_model``.
-            lora_rank: LoRA rank r of the UNet site (the paper: 2).
-            lora_alpha: LoRA alpha; the update is scaled by alpha / r (alpha / sqrt(r) with rsLoRA).
-            lora_targets: a preset of the backbone's UNet (AudioLDM: ``paper``: to_q, to_v; ``attention``;
-                ``attention_proj``; ``attention_conditioning``; any backbone: ``all_linear``) or module names;
-                ``none`` (or ``null``) leaves the UNet without an adapter (a text-encoder-only adapter).
-            lora_dropout: dropout on the LoRA branch.
-            lora_init: LoRA A init; ``gaussian`` as the paper, ``kaiming`` is peft's default.
-            use_rslora: rank-stabilised scaling alpha / sqrt(r).
-            use_dora: weight-decomposed LoRA (DoRA).
-            text_encoder_lora_targets: LoRA on the CLAP text encoder (docs/paper-recipe.md, 'Text-encoder presets'): a
-                preset (``Wq``, ``Wv``, ``WqWv``: the self-attention query, value or both of every layer, as the paper's
-                authors named them;
-                ``all_linear``) or module names; ``None`` (the default) leaves the text encoder frozen. The prompt's
-                embedding, and the unconditional one of "", then change with the adapter and are computed every
-                step (also from a latent cache, whose stored embeddings are not used).
-            text_encoder_lora_rank: rank of the text-encoder site; ``None``: ``lora_rank``.
-            text_encoder_lora_alpha: alpha of the text-encoder site; ``None``: ``lora_alpha``.
-            text_encoder_lora_dropout: LoRA dropout of the text-encoder site; ``None``: ``lora_dropout``.
-            text_encoder_lora_init: LoRA init of the text-encoder site; ``None``: ``lora_init``.
-            text_encoder_use_rslora: rsLoRA on the text-encoder site; ``None``: ``use_rslora``.
-            text_encoder_use_dora: DoRA on the text-encoder site; ``None``: ``use_dora``.
-            text_encoder_dropout: the adapted text encoder's own dropout (CLAP's hidden and attention dropout, 0.1 in
-                the public checkpoints) active in training; off by default, so the prompt's embedding is
-                deterministic, as it is at inference. Needs ``text_encoder_lora_targets``.
+            adapters: LoRA settings per adapter site (:class:`~lightning_modules.adapter_sites.AdapterSettings`):
+                ``{unet: {targets: paper, rank: 2, alpha: 4.0}}`` (the default, the paper's) adapts the UNet;
+                ``text_encoder: {targets: WqWv, ...}`` the CLAP text encoder as the paper's authors did (docs/
+                paper-recipe.md), whose prompt embedding, and the unconditional one of "", then change with the
+                adapter and are computed every step (also from a latent cache, whose stored embeddings are not used).
+                The backbone says which sites exist (:meth:`~lightning_modules.backbone.Backbone.adapter_sites`); a
+                site left out, or with ``targets: none``, stays frozen.
             caption_dropout: probability of training a sample on the unconditional input (trains guidance).
             snr_gamma: Min-SNR-gamma loss weighting (5.0 is common); ``None`` for the plain mean.
             noise_offset: offset-noise strength (0 disables).
@@ -160,20 +131,13 @@ class AudioLDMLoRA(PriorPreservationSteps, TrainableStateCheckpointing):
             fused_optimizer: fused AdamW kernel; ``None`` uses it when the LoRA weights are on a CUDA device.
         """
         super().__init__()
+        self.site_settings = site_settings(adapters)
+        # Plain mappings in the hyperparameters (checkpoints, hparams.yaml, adapter_info.json), the sites switched
+        # on only: save_hyperparameters reads the constructor's arguments as they are when it is called.
+        adapters = {site: settings.describe() for site, settings in self.site_settings.items()}
         self.save_hyperparameters()
         if not 0.0 <= caption_dropout < 1.0:
             raise ValueError(f"caption_dropout must be in [0, 1), got {caption_dropout}.")
-        unet = AdapterSiteConfig(UNET_SITE, lora_targets, lora_rank, lora_alpha, lora_dropout, lora_init, use_rslora,
-                                 use_dora, setting="lora")
-        text_encoder = unet.for_site(
-            TEXT_ENCODER_SITE, text_encoder_lora_targets, "text_encoder_lora", rank=text_encoder_lora_rank,
-            alpha=text_encoder_lora_alpha, dropout=text_encoder_lora_dropout, init=text_encoder_lora_init,
-            use_rslora=text_encoder_use_rslora, use_dora=text_encoder_use_dora,
-        )
-        self.site_configs = enabled_configs([unet, text_encoder])
-        if text_encoder_dropout and not text_encoder.enabled:
-            raise ValueError("text_encoder_dropout: true needs an adapted text encoder; set "
-                             "model.init_args.text_encoder_lora_targets (e.g. WqWv) or drop text_encoder_dropout.")
         check_prior_settings(prior_prompts, prior_samples_per_prompt, prior_loss_weight, prior_target)
         self.backbone = self.load_backbone(pretrained_model, revision)
         self.base_fingerprint = base_fingerprint(self.backbone.adapter_sites())  # before dtype casts and adapters
@@ -196,7 +160,7 @@ class AudioLDMLoRA(PriorPreservationSteps, TrainableStateCheckpointing):
             if frozen != torch.float32:
                 module.to(dtype=frozen)
             module.eval()
-        self.lora_configs = attach_adapters(self.backbone, self.site_configs)
+        self.lora_configs = attach_adapters(self.backbone, self.site_settings)
         if gradient_checkpointing:
             self.backbone.unet.enable_gradient_checkpointing()
         if channels_last:
@@ -216,14 +180,16 @@ class AudioLDMLoRA(PriorPreservationSteps, TrainableStateCheckpointing):
 
     # ----------------------------------------------------------------------------------------------- structure
     def train(self, mode: bool = True) -> "AudioLDMLoRA":
-        """Switch the UNet's mode as asked while the frozen parts stay in eval mode (no dropout in CLAP unless
-        ``text_encoder_dropout`` asks for it); the LoRA dropout of every site, a text encoder's included, follows
+        """Switch the UNet's mode as asked while the frozen parts stay in eval mode (no dropout in CLAP unless the
+        site's ``module_dropout`` asks for it); the LoRA dropout of every site, a text encoder's included, follows
         ``mode``."""
         super().train(mode)
         for module in self.backbone.frozen_modules():
             module.eval()
-        if self.hparams.text_encoder_dropout:
-            self.backbone.adapter_sites()[TEXT_ENCODER_SITE].train(mode)
+        sites = self.backbone.adapter_sites()
+        for site, settings in self.site_settings.items():
+            if settings.module_dropout:
+                sites[site].train(mode)
         set_lora_dropout_mode(self.backbone, mode)
         return self
 
@@ -241,9 +207,9 @@ class AudioLDMLoRA(PriorPreservationSteps, TrainableStateCheckpointing):
             )
         trainable, total = self.trainable_parameter_count()
         sites = "; ".join(
-            f"{config.site}: rank {config.rank}, alpha {config.alpha}, "
-            f"targets {sorted(self.lora_configs[config.site].target_modules)}"
-            for config in self.site_configs
+            f"{site}: rank {config.rank}, alpha {config.alpha}, "
+            f"targets {sorted(self.lora_configs[site].target_modules)}"
+            for site, config in self.site_settings.items()
         )
         rank_zero_info(f"LoRA: {trainable:,} trainable parameters of {total:,} ({100.0 * trainable / total:.4f}%); "
                        f"{sites}")
@@ -382,7 +348,7 @@ class AudioLDMLoRA(PriorPreservationSteps, TrainableStateCheckpointing):
     def adapter_info(self, step: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         """What ``adapter_info.json`` records: the base (:mod:`lightning_modules.base_identity`), every adapted site
         (``sites``; the UNet's settings also at the top level, the format adapters have always had) and the run."""
-        sites = describe_sites(self.backbone, self.site_configs, self.lora_configs)
+        sites = describe_sites(self.backbone, self.site_settings, self.lora_configs)
         unet = sites.get(UNET_SITE, {})
         info = {
             **base_reference(self.hparams.pretrained_model, self.hparams.revision, self.base_fingerprint),

@@ -18,10 +18,7 @@ from typing import Any
 
 # Settings that decide what is trained: a resume under another value is refused.
 MODEL_IDENTITY = (
-    "pretrained_model", "revision", "lora_rank", "lora_alpha", "lora_targets", "lora_dropout", "lora_init",
-    "use_rslora", "use_dora", "text_encoder_lora_targets", "text_encoder_lora_rank", "text_encoder_lora_alpha",
-    "text_encoder_lora_dropout", "text_encoder_lora_init", "text_encoder_use_rslora", "text_encoder_use_dora",
-    "text_encoder_dropout", "caption_dropout", "snr_gamma", "noise_offset", "frozen_dtype", "prior_prompts",
+    "pretrained_model", "revision", "adapters", "caption_dropout", "snr_gamma", "noise_offset", "frozen_dtype", "prior_prompts",
     "prior_samples_per_prompt", "prior_loss_weight", "prior_seed", "prior_guidance_scale", "prior_target",
 )
 DATA_IDENTITY = (
@@ -50,7 +47,14 @@ def differences(saved: Mapping[str, Any], current: Mapping[str, Any], keys: tupl
     """``<prefix><key>: <saved> in the checkpoint, <current> now`` for each key both record with other values."""
     found = []
     for key in keys:
-        if key in saved and key in current and _plain(saved[key]) != _plain(current[key]):
+        if key not in saved or key not in current or _plain(saved[key]) == _plain(current[key]):
+            continue
+        old, new = _plain(saved[key]), _plain(current[key])
+        if isinstance(old, dict) and isinstance(new, dict):  # name the entry that differs (adapters.unet.rank)
+            nested = sorted(set(old) | set(new))
+            found += differences({k: old.get(k) for k in nested}, {k: new.get(k) for k in nested}, tuple(nested),
+                                 f"{prefix}{key}.")
+        else:
             found.append(f"{prefix}{key}: {saved[key]!r} in the checkpoint, {current[key]!r} now")
     return found
 

@@ -9,7 +9,7 @@ import torch
 from diffusers import UNet2DConditionModel
 
 from lightning_modules.adapter_sites import (
-    AdapterSiteConfig,
+    AdapterSettings,
     adapter_parameters,
     attach_adapters,
     describe_sites,
@@ -48,9 +48,9 @@ def site_adapter(
     """An adapter for the tiny model with a UNet site, a text-encoder site or both (N(0, 0.3) weights from ``seed``),
     written by the training export path (``save_adapters``)."""
     backbone = load_backbone(str(model_dir))
-    configs = [AdapterSiteConfig("unet", unet_targets, rank=2, alpha=4.0),
-               AdapterSiteConfig("text_encoder", text_encoder_targets, rank=2, alpha=8.0)]
-    configs = [config for config in configs if config.enabled]
+    configs = {"unet": AdapterSettings(unet_targets, rank=2, alpha=4.0),
+               "text_encoder": AdapterSettings(text_encoder_targets, rank=2, alpha=8.0)}
+    configs = {site: config for site, config in configs.items() if config.enabled}
     lora_configs = attach_adapters(backbone, configs)
     generator = torch.Generator().manual_seed(seed)
     for param in adapter_parameters(backbone):

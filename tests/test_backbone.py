@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from diffusers import AudioLDMPipeline
 
 from lightning_modules.adapter_sites import (
-    AdapterSiteConfig,
+    AdapterSettings,
     adapter_parameters,
     adapters_disabled,
     attach_adapters,
@@ -112,7 +112,7 @@ def test_identity_changes_with_the_encoders(backbone: AudioLDMBackbone) -> None:
 
 
 def test_sites_attach_report_and_switch_off(backbone: AudioLDMBackbone) -> None:
-    configs = attach_adapters(backbone, [AdapterSiteConfig("unet", "paper", rank=2, alpha=4.0)])
+    configs = attach_adapters(backbone, {"unet": AdapterSettings("paper", rank=2, alpha=4.0)})
     assert set(configs) == {"unet"} and set(configs["unet"].target_modules) == {"to_q", "to_v"}
     counts = trainable_counts(backbone)
     assert counts["unet"] == sum(p.numel() for p in adapter_parameters(backbone)) > 0
@@ -133,19 +133,18 @@ def test_sites_attach_report_and_switch_off(backbone: AudioLDMBackbone) -> None:
 @pytest.mark.parametrize(
     ("configs", "message"),
     [
-        ([], "No adapter site is configured"),
-        ([AdapterSiteConfig("vocoder")], r"no adapter site 'vocoder'; its sites are \['text_encoder', 'unet'\]"),
-        ([AdapterSiteConfig("unet"), AdapterSiteConfig("unet")], "configured twice"),
-        ([AdapterSiteConfig("unet", rank=0)], "unet adapter: LoRA rank must be a positive integer"),
-        ([AdapterSiteConfig("unet", targets=["to_qq"])], r"lora_targets: .*match no module of the unet"),
-        ([AdapterSiteConfig("text_encoder", targets="Wk", setting="text_encoder_lora")],
-         r"model.init_args.text_encoder_lora_targets: Unknown LoRA target preset 'Wk'.*\['Wq', 'WqWv', 'Wv', 'all_linear'\]"),
-        ([AdapterSiteConfig("text_encoder", targets=["attention.self.qry"], setting="text_encoder_lora")],
-         r"text_encoder_lora_targets: LoRA target module\(s\) \['attention.self.qry'\] match no module of the "
+        ({}, "No adapter site is configured"),
+        ({"vocoder": AdapterSettings()}, r"no adapter site 'vocoder'; its sites are \['text_encoder', 'unet'\]"),
+        ({"unet": AdapterSettings(rank=0)}, "adapters.unet: LoRA rank must be a positive integer"),
+        ({"unet": AdapterSettings(targets=["to_qq"])}, r"adapters.unet.targets: .*match no module of the unet"),
+        ({"text_encoder": AdapterSettings(targets="Wk")},
+         r"model.init_args.adapters.text_encoder.targets: Unknown LoRA target preset 'Wk'.*\['Wq', 'WqWv', 'Wv', 'all_linear'\]"),
+        ({"text_encoder": AdapterSettings(targets=["attention.self.qry"])},
+         r"adapters.text_encoder.targets: LoRA target module\(s\) \['attention.self.qry'\] match no module of the "
          r"text_encoder. Linear layers it has: .*'query'.*'value'"),
     ],
 )
-def test_bad_site_settings_are_named(backbone: AudioLDMBackbone, configs: list, message: str) -> None:
+def test_bad_site_settings_are_named(backbone: AudioLDMBackbone, configs: dict, message: str) -> None:
     with pytest.raises(LoraConfigError, match=message):
         attach_adapters(backbone, configs)
 
@@ -154,7 +153,7 @@ def test_bad_site_settings_are_named(backbone: AudioLDMBackbone, configs: list, 
 def test_text_encoder_presets_adapt_the_self_attention_of_every_layer(
     backbone: AudioLDMBackbone, preset: str, suffixes: set[str]
 ) -> None:
-    attach_adapters(backbone, [AdapterSiteConfig("text_encoder", preset, rank=2, alpha=8.0)])
+    attach_adapters(backbone, {"text_encoder": AdapterSettings(preset, rank=2, alpha=8.0)})
     names = [name for name, _ in site_layers(backbone)]
     layers = backbone.text_encoder.config.num_hidden_layers
     assert sorted(names) == sorted(
@@ -163,12 +162,18 @@ def test_text_encoder_presets_adapt_the_self_attention_of_every_layer(
     assert all(not p.requires_grad for p in backbone.unet.parameters())
 
 
-def test_no_site_at_all_is_refused_naming_both_settings() -> None:
-    from lightning_modules.adapter_sites import enabled_configs
+def test_the_adapters_setting_is_checked_site_by_site() -> None:
+    from lightning_modules.adapter_sites import site_settings
 
-    with pytest.raises(LoraConfigError, match=r"lora_targets is none and .*text_encoder_lora_targets is None"):
-        enabled_configs([AdapterSiteConfig("unet", "none"), AdapterSiteConfig("text_encoder", None,
-                                                                              setting="text_encoder_lora")])
+    with pytest.raises(LoraConfigError, match=r"No adapter site is switched on \(model.init_args.adapters has unet: "
+                                              r"targets none, text_encoder: targets None\)"):
+        site_settings({"unet": {"targets": "none"}, "text_encoder": {"targets": None}})
+    with pytest.raises(LoraConfigError, match=r"adapters.unet: unknown setting\(s\) \['rnak'\]; settings are"):
+        site_settings({"unet": {"rnak": 4}})
+    with pytest.raises(LoraConfigError, match=r"adapters.text_encoder.module_dropout needs the site switched on"):
+        site_settings({"unet": {}, "text_encoder": {"targets": None, "module_dropout": True}})
+    assert site_settings(None) == {"unet": AdapterSettings("paper", rank=2, alpha=4.0)}
+    assert list(site_settings({"unet": {"targets": "none"}, "text_encoder": {"targets": "Wq"}})) == ["text_encoder"]
 
 
 def test_text_embeddings_are_unit_vectors(backbone: AudioLDMBackbone) -> None:

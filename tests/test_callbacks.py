@@ -23,7 +23,7 @@ from lightning_modules.module import AudioLDMLoRA
 
 
 def make_module(model_dir: Path) -> AudioLDMLoRA:
-    return AudioLDMLoRA(pretrained_model=str(model_dir), lora_rank=4, lora_alpha=4.0, lora_targets="attention",
+    return AudioLDMLoRA(pretrained_model=str(model_dir), adapters={"unet": {"targets": "attention", "rank": 4, "alpha": 4.0}},
                         learning_rate=5e-3, num_inference_steps=3, sample_duration=0.64)
 
 

@@ -32,15 +32,15 @@ def test_print_config_of_the_real_recipe_works_offline(entry: list[str]) -> None
     assert result.returncode == 0, result.stderr
     assert "pretrained_model: cvssp/audioldm-s-full-v2" in result.stdout
     assert "class_path: lightning_modules.AudioLDMLoRA" in result.stdout
-    assert "lora_targets: paper" in result.stdout
+    assert "targets: paper" in result.stdout and "adapters:" in result.stdout
     assert "every_n_steps: 1000" in result.stdout
 
 
 def test_misspelt_config_key_is_named() -> None:
-    result = run(str(BIN / "audioldm-lora"), "fit", "--config", "configs/genre.yaml", "--model.init_args.lora_rnak=4",
+    result = run(str(BIN / "audioldm-lora"), "fit", "--config", "configs/genre.yaml", "--model.init_args.caption_dropuot=0.2",
                  "--print_config")
     assert result.returncode != 0
-    assert "lora_rnak" in result.stderr
+    assert "caption_dropuot" in result.stderr
 
 
 def test_validate_test_and_predict(tiny_model_dir: Path, synthetic_root: Path, tmp_path: Path,
@@ -75,8 +75,8 @@ def test_validate_test_and_predict(tiny_model_dir: Path, synthetic_root: Path, t
 @pytest.mark.parametrize(
     ("override", "error", "message"),
     [
-        ("--model.init_args.lora_rank=0", ValueError, "rank must be a positive integer"),
-        ("--model.init_args.lora_targets=[to_qq]", ValueError, r"\['to_qq'\] match no module"),
+        ("--model.init_args.adapters.unet.rank=0", ValueError, "rank must be a positive integer"),
+        ("--model.init_args.adapters.unet.targets=[to_qq]", ValueError, r"\['to_qq'\] match no module"),
         ("--model.init_args.caption_dropout=1.0", ValueError, "caption_dropout"),
     ],
 )

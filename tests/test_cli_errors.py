@@ -9,7 +9,7 @@ import pytest
 import audioldm_lora.lightning_cli  # noqa: F401  (Lightning's log handlers bind to the real stderr, not capsys's)
 from audioldm_lora.cli import main
 from lightning_modules.backbone import ModelLoadError
-from tests.cli_helpers import tiny_args
+from tests.cli_helpers import CONFIG, tiny_args
 
 
 def run(capsys: pytest.CaptureFixture[str], args: list[str]) -> tuple[int, str]:
@@ -29,21 +29,36 @@ def assert_concise(err: str) -> None:
 
 
 def test_a_misspelt_key_names_the_key(capsys, tiny_model_dir: Path, synthetic_root: Path, tmp_path: Path) -> None:
-    code, err = run(capsys, tiny_args("fit", tiny_model_dir, synthetic_root, tmp_path, "--model.init_args.lora_rnk=3"))
+    code, err = run(capsys, tiny_args("fit", tiny_model_dir, synthetic_root, tmp_path, "--model.init_args.caption_dropot=0.2"))
     assert code == 2
-    assert "Option 'lora_rnk' is not accepted" in err and "audioldm_demo.TinyAudioLDMLoRA" in err
+    assert "Option 'caption_dropot' is not accepted" in err and "audioldm_demo.TinyAudioLDMLoRA" in err
     # The closest key, and a help command that lists it (`fit --help` lists no init_args of a subclass).
-    assert "did you mean lora_rank?" in err and "--model.help audioldm_demo.TinyAudioLDMLoRA` lists every key" in err
+    assert "did you mean caption_dropout?" in err and "--model.help audioldm_demo.TinyAudioLDMLoRA` lists every key" in err
+    assert_concise(err)
+
+
+def test_an_old_flat_adapter_key_shows_its_new_spelling(capsys, tiny_model_dir: Path, synthetic_root: Path,
+                                                        tmp_path: Path) -> None:
+    """Keys of the per-site constructor arguments that ``adapters`` replaced, on the command line or in a YAML
+    config, are refused with their new spelling."""
+    code, err = run(capsys, tiny_args("fit", tiny_model_dir, synthetic_root, tmp_path, "--model.init_args.lora_rank=4"))
+    assert code == 2
+    assert "lora_rank is now adapters: {unet: {rank: ...}} in YAML, or --model.init_args.adapters.unet.rank=..." in err
+    old = tmp_path / "old.yaml"
+    old.write_text(Path(CONFIG).read_text().replace("    adapters:\n", "    text_encoder_lora_targets: WqWv\n    adapters:\n"))
+    code, err = run(capsys, tiny_args("fit", tiny_model_dir, synthetic_root, tmp_path, config=old))
+    assert code == 2 and "text_encoder_lora_targets is now adapters: {text_encoder: {targets: ...}}" in err
     assert_concise(err)
 
 
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
-        ("--model.init_args.lora_targets=[to_qq]", "['to_qq'] match no module of the unet"),
-        ("--model.init_args.text_encoder_lora_targets=Wk",
-         "model.init_args.text_encoder_lora_targets: Unknown LoRA target preset 'Wk' for the text_encoder"),
-        ("--model.init_args.lora_targets=none", "No adapter site is configured: model.init_args.lora_targets is none"),
+        ("--model.init_args.adapters.unet.targets=[to_qq]", "['to_qq'] match no module of the unet"),
+        ("--model.init_args.adapters.text_encoder.targets=Wk",
+         "model.init_args.adapters.text_encoder.targets: Unknown LoRA target preset 'Wk' for the text_encoder"),
+        ("--model.init_args.adapters.unet.targets=none",
+         "No adapter site is switched on (model.init_args.adapters has unet: targets none)"),
         ("--model.init_args.caption_dropout=1.5", "caption_dropout must be in [0, 1), got 1.5"),
         ("--model.init_args.sample_duration=-2", "model.init_args.sample_duration: duration must be a positive"),
         ("--model.init_args.sample_duration=4.01", "model.init_args.sample_duration: "),

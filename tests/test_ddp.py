@@ -49,7 +49,7 @@ def test_ddp_fit_trains_and_exports_the_text_encoder_site(tiny_model_dir: Path, 
                      "--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp",
                      "--trainer.max_steps=2", "--trainer.val_check_interval=null", "--trainer.check_val_every_n_epoch=1",
                      "--data.init_args.batch_size=2", "--adapter_export.every_n_steps=0",
-                     "--model.init_args.text_encoder_lora_targets=WqWv", "--model.init_args.text_encoder_lora_rank=2")
+                     "--model.init_args.adapters.text_encoder.targets=WqWv", "--model.init_args.adapters.text_encoder.rank=2")
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     result = subprocess.run([sys.executable, "-m", "audioldm_lora", *args], cwd=REPO, env=env,
                             capture_output=True, text=True, timeout=600)

@@ -56,7 +56,7 @@ def test_the_core_module_refuses_a_missing_model_and_the_demo_builds_it(tmp_path
     with pytest.raises(ModelLoadError, match="neither an existing directory nor a hub id"):
         AudioLDMLoRA(pretrained_model=str(missing))
     assert not missing.exists()
-    module = TinyAudioLDMLoRA(pretrained_model=str(missing), lora_rank=2)
+    module = TinyAudioLDMLoRA(pretrained_model=str(missing), adapters={"unet": {"rank": 2}})
     assert (missing / "model_index.json").is_file()
     assert module.backbone.kind == "audioldm"
     again = TinyAudioLDMLoRA.load_backbone(str(missing), None)  # present now: loaded, not rebuilt

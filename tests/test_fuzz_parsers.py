@@ -113,7 +113,7 @@ sweep_documents = st.one_of(
         "method": st.one_of(st.sampled_from(["grid", "random", "bayes", "nope"]), json_values),
         "metric": json_values,
         "parameters": st.one_of(json_values, st.dictionaries(
-            st.sampled_from(["model.init_args.lora_rank", "model.init_args.lora_alpha", "x"]),
+            st.sampled_from(["model.init_args.adapters.unet.rank", "model.init_args.adapters.unet.alpha", "x"]),
             st.one_of(json_values, st.dictionaries(st.sampled_from(["values", "value", "min", "max", "distribution"]),
                                                    json_values)))),
     }).map(lambda v: __import__("yaml").safe_dump(v).encode()),

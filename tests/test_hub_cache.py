@@ -48,7 +48,7 @@ def test_an_adapter_of_a_hub_base_records_the_commit_it_was_trained_on(tiny_mode
     cache = hub_cache_with(tiny_model_dir, "someone/tiny-audioldm", tmp_path / "hub")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    module = AudioLDMLoRA(pretrained_model="someone/tiny-audioldm", lora_targets="attention", sample_duration=0.64)
+    module = AudioLDMLoRA(pretrained_model="someone/tiny-audioldm", adapters={"unet": {"targets": "attention"}}, sample_duration=0.64)
     info = module.adapter_info(step=0)
     assert (info["base_model"], info["base_commit"], info["base_model_path"]) == ("someone/tiny-audioldm", COMMIT, None)
     assert f"| base model | someone/tiny-audioldm (commit `{COMMIT[:12]}`) |" in adapter_card(info)

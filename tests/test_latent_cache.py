@@ -129,7 +129,7 @@ def test_cache_command_and_fit_without_the_encoders(tiny_model_dir: Path, synthe
     cli = build_cli(tiny_args("fit", tiny_model_dir, synthetic_root, tmp_path, "--trainer.max_steps=3",
                               f"--data.init_args.latent_cache={cache}", "--data.init_args.cache_crops_per_file=2",
                               "--trainer.val_check_interval=3",
-                              *(["--model.init_args.text_encoder_lora_targets=Wq"] if text_encoder_lora else []))[1:],
+                              *(["--model.init_args.adapters.text_encoder.targets=Wq"] if text_encoder_lora else []))[1:],
                     run=False)
     calls = {"vae": 0, "text": 0}
 

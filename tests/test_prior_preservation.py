@@ -19,7 +19,7 @@ SHAPE = (8, 40, 16)  # the tiny model's latents of 1.6 s clips (160 mel frames)
 @pytest.fixture()
 def module(tiny_model_dir: Path) -> AudioLDMLoRA:
     module = AudioLDMLoRA(
-        pretrained_model=str(tiny_model_dir), lora_rank=2, lora_alpha=2.0, num_inference_steps=3,
+        pretrained_model=str(tiny_model_dir), adapters={"unet": {"rank": 2, "alpha": 2.0}}, num_inference_steps=3,
         prior_prompts=PROMPTS, prior_samples_per_prompt=3, prior_loss_weight=0.5, prior_seed=7,
     )
     with torch.no_grad():  # a trained-looking adapter: the prior set must still come from the base model
@@ -90,7 +90,7 @@ def test_bad_prior_settings_are_named(tiny_model_dir: Path, kwargs: dict, messag
 
 def test_distillation_loss_is_zero_for_an_untrained_adapter(tiny_model_dir: Path) -> None:
     """Gaussian init starts with B = 0: the adapter changes nothing, so the base-model target is met exactly."""
-    fresh = AudioLDMLoRA(pretrained_model=str(tiny_model_dir), lora_rank=2, lora_alpha=2.0)
+    fresh = AudioLDMLoRA(pretrained_model=str(tiny_model_dir), adapters={"unet": {"rank": 2, "alpha": 2.0}})
     latents, embeds = torch.randn(3, *SHAPE), fresh.encode_prompts(PROMPTS + [""])
     loss = fresh.distillation_loss(latents, embeds, torch.zeros(3, dtype=torch.bool), torch.Generator().manual_seed(0))
     assert loss.item() == 0.0
@@ -117,7 +117,7 @@ def test_distillation_loss_measures_the_adapters_change_and_trains_only_lora(mod
 
 def test_training_step_with_the_base_model_target_adds_the_distillation_loss(tiny_model_dir: Path) -> None:
     module = AudioLDMLoRA(
-        pretrained_model=str(tiny_model_dir), lora_rank=2, lora_alpha=2.0, num_inference_steps=3,
+        pretrained_model=str(tiny_model_dir), adapters={"unet": {"rank": 2, "alpha": 2.0}}, num_inference_steps=3,
         prior_prompts=PROMPTS, prior_samples_per_prompt=2, prior_loss_weight=3.0, prior_target="base_model",
     )
     with torch.no_grad():

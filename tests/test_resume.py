@@ -15,7 +15,7 @@ import torch
 from tests.cli_helpers import CONFIG
 from tests.resume_helpers import MID_EPOCH, assert_same_training, config_with_reference_dir, fit, last_checkpoint
 
-SITES = {"unet": [], "unet+text_encoder": ["--model.init_args.text_encoder_lora_targets=WqWv"]}
+SITES = {"unet": [], "unet+text_encoder": ["--model.init_args.adapters.text_encoder.targets=WqWv"]}
 
 
 @pytest.mark.parametrize("sites", ["unet", pytest.param("unet+text_encoder", marks=pytest.mark.slow)])
@@ -112,14 +112,14 @@ def test_a_checkpoint_of_other_settings_is_refused(tiny_model_dir: Path, synthet
     from audioldm_lora.lightning_cli import run_cli
     from tests.cli_helpers import tiny_args
 
-    changed = ["--model.init_args.lora_rank=8", "--model.init_args.lora_targets=paper",
+    changed = ["--model.init_args.adapters.unet.rank=8", "--model.init_args.adapters.unet.targets=paper",
                "--data.init_args.batch_size=2", "--data.init_args.root=null",
                f"--data.init_args.manifest={synthetic_root}/manifest.csv"]
     args = tiny_args("fit", tiny_model_dir, synthetic_root, tmp_path / "other", "--trainer.max_steps=12",
                      *MID_EPOCH, *changed, f"--ckpt_path={tiny_checkpoint_at_10}")
     assert run_cli(args) == 2
     message = capsys.readouterr().err
-    for setting in ("model.init_args.lora_rank: 4 in the checkpoint, 8 now", "model.init_args.lora_targets",
+    for setting in ("model.init_args.adapters.unet.rank: 4 in the checkpoint, 8 now", "model.init_args.adapters.unet.targets",
                     "data.init_args.batch_size: 3 in the checkpoint, 2 now", "data.init_args.root",
                     "data.init_args.manifest"):
         assert setting in message

@@ -30,8 +30,8 @@ def fixture_overrides(model_dir: Path, data_root: Path, run_dir: Path) -> list[s
 
 @pytest.mark.slow
 def test_local_sweep_end_to_end(tiny_model_dir: Path, synthetic_root: Path, tmp_path: Path, capsys) -> None:
-    sweep = write_sweep(tmp_path / "sweep.yaml", {"model.init_args.lora_rank": {"values": [0, 2]},
-                                                  "model.init_args.lora_alpha": {"values": [2, 4]}})
+    sweep = write_sweep(tmp_path / "sweep.yaml", {"model.init_args.adapters.unet.rank": {"values": [0, 2]},
+                                                  "model.init_args.adapters.unet.alpha": {"values": [2, 4]}})
     runs = tmp_path / "runs"
     extra = fixture_overrides(tiny_model_dir, synthetic_root, tmp_path) + [
         "--trainer.max_steps=2", "--trainer.val_check_interval=2", "--adapter_export.every_n_steps=0"]
@@ -77,9 +77,9 @@ def test_bad_sweep_files(tmp_path: Path) -> None:
     with pytest.raises(SweepSpecError, match="`parameters` is empty"):
         load_sweep(write_sweep(tmp_path / "a.yaml", {}))
     with pytest.raises(SweepSpecError, match="needs a non-empty list in `values`, got \\[\\]"):
-        load_sweep(write_sweep(tmp_path / "b.yaml", {"model.init_args.lora_rank": {"values": []}}))
+        load_sweep(write_sweep(tmp_path / "b.yaml", {"model.init_args.adapters.unet.rank": {"values": []}}))
     with pytest.raises(SweepSpecError, match="needs a non-empty list in `values`, got 4"):
-        load_sweep(write_sweep(tmp_path / "c.yaml", {"model.init_args.lora_rank": {"values": 4}}))
+        load_sweep(write_sweep(tmp_path / "c.yaml", {"model.init_args.adapters.unet.rank": {"values": 4}}))
     (tmp_path / "d.yaml").write_text("- method: grid\n")
     with pytest.raises(SweepSpecError, match="expected a mapping"):
         load_sweep(tmp_path / "d.yaml")
@@ -97,7 +97,7 @@ def test_grid_points_and_overrides() -> None:
     spec = load_sweep(Path(__file__).resolve().parents[1] / "configs" / "sweep.yaml")
     points = grid_points(spec)
     assert len(points) == 16
-    assert points[0].overrides() == ["--model.init_args.lora_rank=2", "--model.init_args.lora_alpha=2"]
+    assert points[0].overrides() == ["--model.init_args.adapters.unet.rank=2", "--model.init_args.adapters.unet.alpha=2"]
     assert points[-1].name == "rank=16,alpha=16"
 
 
@@ -116,10 +116,10 @@ def test_the_authors_grid_is_twelve_text_encoder_points_the_training_config_acce
     spec = load_sweep(Path(__file__).resolve().parents[1] / "configs" / "sweep_authors_grid.yaml")
     points = grid_points(spec)
     assert len(points) == 12
-    assert {(p.params["model.init_args.text_encoder_lora_targets"], p.params["model.init_args.text_encoder_lora_rank"])
-            for p in points} == {(t, r) for t in ("Wq", "Wv", "WqWv") for r in (1, 2, 4, 8)}
-    assert all(p.params["model.init_args.lora_targets"] == "none" and p.params["model.init_args.text_encoder_lora_alpha"]
-               == 8 and p.params["model.init_args.learning_rate"] == 1e-4 for p in points)
+    assert {(p.params["model.init_args.adapters.text_encoder.targets"],
+             p.params["model.init_args.adapters.text_encoder.rank"]) for p in points} == {(t, r) for t in ("Wq", "Wv", "WqWv") for r in (1, 2, 4, 8)}
+    assert all(p.params["model.init_args.adapters.unet.targets"] == "none"
+               and p.params["model.init_args.adapters.text_encoder.alpha"] == 8 and p.params["model.init_args.learning_rate"] == 1e-4 for p in points)
     assert points[0].name == "te_targets=Wq,te_rank=1,targets=none,te_alpha=8,learning_rate=0.0001"
     covering = covering_points(spec)
     assert len(covering) == 4  # every value of every parameter, in as many parse runs as the longest list
@@ -128,7 +128,7 @@ def test_the_authors_grid_is_twelve_text_encoder_points_the_training_config_acce
     for point in covering:
         check_overrides(CONFIG, point, [])  # valid LightningCLI keys and types of the shipped tiny config
     with pytest.raises(SweepSpecError, match="rejects the sweep's parameters"):
-        check_overrides(CONFIG, covering[0].__class__({"model.init_args.text_encoder_lora_rank": "four"}), [])
+        check_overrides(CONFIG, covering[0].__class__({"model.init_args.adapters.text_encoder.rank": "four"}), [])
 
 
 def test_heatmap_is_drawn_over_the_two_swept_parameters() -> None:

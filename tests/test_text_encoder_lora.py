@@ -31,14 +31,16 @@ from tests.adapter_helpers import site_adapter
 from tests.cli_helpers import tiny_args
 
 PROMPTS = ["boom bap music", "gugak music"]
-TEXT_ENCODER_ONLY = ["--model.init_args.lora_targets=none", "--model.init_args.text_encoder_lora_targets=WqWv",
-                     "--model.init_args.text_encoder_lora_rank=2", "--model.init_args.text_encoder_lora_alpha=8"]
+TEXT_ENCODER_ONLY = ["--model.init_args.adapters.unet.targets=none",
+                     "--model.init_args.adapters.text_encoder.targets=WqWv",
+                     "--model.init_args.adapters.text_encoder.rank=2", "--model.init_args.adapters.text_encoder.alpha=8"]
 
 
-def text_encoder_module(model_dir: Path, **kwargs) -> AudioLDMLoRA:
-    options = {"lora_targets": "none", "text_encoder_lora_targets": "WqWv", "text_encoder_lora_rank": 2,
-               "text_encoder_lora_alpha": 8.0, **kwargs}
-    return AudioLDMLoRA(pretrained_model=str(model_dir), **options)
+def text_encoder_module(model_dir: Path, site: dict | None = None, **kwargs) -> AudioLDMLoRA:
+    """A text-encoder-only module (WqWv, rank 2, alpha 8; ``site`` overrides the text encoder's settings)."""
+    text_encoder = {"targets": "WqWv", "rank": 2, "alpha": 8.0, **(site or {})}
+    return AudioLDMLoRA(pretrained_model=str(model_dir),
+                        adapters={"unet": {"targets": "none"}, "text_encoder": text_encoder}, **kwargs)
 
 
 def randomize(module: torch.nn.Module, seed: int, scale: float = 0.3) -> None:
@@ -62,7 +64,8 @@ def fitted(tiny_model_dir: Path, synthetic_root: Path, tmp_path_factory: pytest.
     run_dir = tmp_path_factory.mktemp("fit-text-encoder")
     cli = build_cli(tiny_args(
         "fit", tiny_model_dir, synthetic_root, run_dir, "--trainer.max_steps=4", "--trainer.val_check_interval=2",
-        "--model.init_args.text_encoder_lora_targets=WqWv", "--model.init_args.text_encoder_lora_alpha=8",
+        "--model.init_args.adapters.text_encoder.targets=WqWv", "--model.init_args.adapters.text_encoder.alpha=8",
+        "--model.init_args.adapters.text_encoder.rank=4",
         "--model.init_args.caption_dropout=0.5", "--adapter_export.every_n_steps=2",
     ))
     return cli
@@ -84,7 +87,7 @@ def test_gradients_reach_the_text_encoder_adapter_and_nothing_else(tiny_model_di
 
 
 def test_the_text_encoders_own_dropout_is_opt_in(tiny_model_dir: Path) -> None:
-    """Off by default (the embedding in training is the one inference sees); `text_encoder_dropout` turns CLAP's
+    """Off by default (the embedding in training is the one inference sees); `module_dropout` turns CLAP's
     hidden/attention dropout on in training only, and asking for it without a text-encoder site is an error."""
     def two_encodings(module: AudioLDMLoRA) -> tuple[torch.Tensor, torch.Tensor]:
         torch.manual_seed(0)
@@ -93,15 +96,16 @@ def test_the_text_encoders_own_dropout_is_opt_in(tiny_model_dir: Path) -> None:
     default = text_encoder_module(tiny_model_dir).train()
     first, second = two_encodings(default)
     assert torch.equal(first, second)
-    opted_in = text_encoder_module(tiny_model_dir, text_encoder_dropout=True).train()
+    opted_in = text_encoder_module(tiny_model_dir, {"module_dropout": True}).train()
     assert opted_in.text_encoder.training and opted_in.text_encoder.config.hidden_dropout_prob > 0
     assert not opted_in.vae.training and not opted_in.vocoder.training
     first, second = two_encodings(opted_in)
     assert (first - second).abs().max() > 1e-4
     first, second = two_encodings(opted_in.eval())
     assert torch.equal(first, second) and torch.allclose(first, two_encodings(default.eval())[0])
-    with pytest.raises(ValueError, match="text_encoder_dropout: true needs an adapted text encoder"):
-        AudioLDMLoRA(pretrained_model=str(tiny_model_dir), text_encoder_dropout=True)
+    with pytest.raises(ValueError, match="adapters.text_encoder.module_dropout needs the site switched on"):
+        AudioLDMLoRA(pretrained_model=str(tiny_model_dir),
+                     adapters={"unet": {}, "text_encoder": {"targets": None, "module_dropout": True}})
 
 
 def test_the_unconditional_embedding_follows_the_adapter(tiny_model_dir: Path) -> None:
@@ -135,14 +139,14 @@ def test_latent_cache_batches_encode_their_captions(tiny_model_dir: Path) -> Non
 
 
 def test_unknown_targets_and_no_site_fail_before_training(tiny_model_dir: Path, tmp_path: Path) -> None:
-    with pytest.raises(LoraConfigError, match=r"text_encoder_lora_targets: Unknown LoRA target preset 'Wk'.*WqWv"):
-        text_encoder_module(tiny_model_dir, text_encoder_lora_targets="Wk")
-    with pytest.raises(LoraConfigError, match=r"text_encoder_lora_targets: .*\['query_proj'\] match no module of the "
+    with pytest.raises(LoraConfigError, match=r"text_encoder.targets: Unknown LoRA target preset 'Wk'.*WqWv"):
+        text_encoder_module(tiny_model_dir, {"targets": "Wk"})
+    with pytest.raises(LoraConfigError, match=r"text_encoder.targets: .*\['query_proj'\] match no module of the "
                                               r"text_encoder. Linear layers it has: .*'query'"):
-        text_encoder_module(tiny_model_dir, text_encoder_lora_targets=["query_proj"])
+        text_encoder_module(tiny_model_dir, {"targets": ["query_proj"]})
     # no site at all: refused before the model is even loaded (the path does not exist)
-    with pytest.raises(LoraConfigError, match=r"lora_targets is none and model.init_args.text_encoder_lora_targets"):
-        AudioLDMLoRA(pretrained_model=str(tmp_path / "missing"), lora_targets="none")
+    with pytest.raises(LoraConfigError, match=r"No adapter site is switched on \(model.init_args.adapters has unet"):
+        AudioLDMLoRA(pretrained_model=str(tmp_path / "missing"), adapters={"unet": {"targets": "none"}})
 
 
 def test_fit_with_both_sites_keeps_every_frozen_weight(fitted, tiny_model_dir: Path) -> None:
@@ -167,7 +171,7 @@ def test_exported_text_encoder_loads_with_plain_peft(fitted, tiny_model_dir: Pat
     assert {p.name for p in (adapter / "text_encoder").iterdir()} == {PEFT_CONFIG, PEFT_WEIGHTS}
     config = json.loads((adapter / "text_encoder" / PEFT_CONFIG).read_text())
     assert config["auto_mapping"]["base_model_class"] == "ClapTextModelWithProjection"
-    assert (config["r"], config["lora_alpha"]) == (4, 8.0)  # rank from lora_rank, alpha set for the site
+    assert (config["r"], config["lora_alpha"]) == (4, 8.0)  # the site's own rank and alpha
 
     plain = PeftModel.from_pretrained(
         ClapTextModelWithProjection.from_pretrained(tiny_model_dir, subfolder="text_encoder"),
@@ -343,8 +347,9 @@ def test_half_precision_text_encoder_trains_float32_lora_weights(tiny_model_dir:
 def test_a_text_encoder_only_run_is_configured_from_the_command_line(
     tiny_model_dir: Path, synthetic_root: Path, tmp_path: Path, unet_off: str
 ) -> None:
-    args = [a.replace("lora_targets=none", f"lora_targets={unet_off}") for a in TEXT_ENCODER_ONLY]
+    args = [a.replace("unet.targets=none", f"unet.targets={unet_off}") for a in TEXT_ENCODER_ONLY]
     cli = build_cli(tiny_args("fit", tiny_model_dir, synthetic_root, tmp_path, *args)[1:], run=False)
-    assert [(c.site, c.targets, c.rank, c.alpha) for c in cli.model.site_configs] == [("text_encoder", "WqWv", 2, 8.0)]
+    assert [(site, c.targets, c.rank, c.alpha) for site, c in cli.model.site_settings.items()] == [
+        ("text_encoder", "WqWv", 2, 8.0)]
     assert not getattr(cli.model.unet, "peft_config", None)
     assert all(not p.requires_grad for p in cli.model.unet.parameters())

@@ -113,8 +113,8 @@ def test_the_toy_base_listens_to_its_genres_and_the_adapter_teaches_it_gugak(
     genres = [*SETTINGS.base_genres, SETTINGS.held_out]
     data = SyntheticGenreDataModule(synthetic_dir=str(tmp_path / "genres"), synthetic_clips_per_genre=8,
                                     genres=genres, duration=1.28, batch_size=8, val_fraction=0.5, test_fraction=0.0)
-    module = AudioLDMLoRA(pretrained_model=str(base), lora_rank=8, lora_alpha=8.0,
-                          lora_targets="attention_conditioning", sample_duration=1.28)
+    module = AudioLDMLoRA(pretrained_model=str(base), sample_duration=1.28,
+                          adapters={"unet": {"targets": "attention_conditioning", "rank": 8, "alpha": 8.0}})
     trainer = Trainer(accelerator="cpu", logger=False, enable_progress_bar=False,
                       callbacks=[ConditioningGain(genres=genres)])
     checkpoint = next(run.rglob("last.ckpt"))

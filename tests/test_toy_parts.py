@@ -111,7 +111,7 @@ def test_toy_report_writes_the_table_and_checks_the_targets(tmp_path: Path) -> N
     from lightning_modules.module import AudioLDMLoRA
 
     base = ensure_toy_base(tmp_path / "toy", QUICK)
-    module = AudioLDMLoRA(pretrained_model=str(base), lora_rank=2, lora_alpha=2.0, lora_targets="attention")
+    module = AudioLDMLoRA(pretrained_model=str(base), adapters={"unet": {"targets": "attention", "rank": 2, "alpha": 2.0}})
     with torch.no_grad():
         for name, parameter in module.unet.named_parameters():
             if "lora_B" in name:

@@ -16,7 +16,7 @@ from lightning_modules.module import AudioLDMLoRA
 
 @pytest.fixture(scope="module")
 def module(tiny_model_dir: Path) -> AudioLDMLoRA:
-    return AudioLDMLoRA(pretrained_model=str(tiny_model_dir), lora_rank=2, lora_alpha=2.0)
+    return AudioLDMLoRA(pretrained_model=str(tiny_model_dir), adapters={"unet": {"rank": 2, "alpha": 2.0}})
 
 
 def test_frozen_parts_stay_in_eval_mode_without_gradients(module: AudioLDMLoRA) -> None:
@@ -85,7 +85,7 @@ def test_clip_length_must_fit_the_vae(module: AudioLDMLoRA) -> None:
 
 
 def test_checkpoint_for_another_lora_config_is_refused(module: AudioLDMLoRA, tiny_model_dir: Path) -> None:
-    other = AudioLDMLoRA(pretrained_model=str(tiny_model_dir), lora_rank=2, lora_targets="attention_proj")
+    other = AudioLDMLoRA(pretrained_model=str(tiny_model_dir), adapters={"unet": {"rank": 2, "targets": "attention_proj"}})
     checkpoint = {"state_dict": {k: v for k, v in module.state_dict().items() if "lora_" in k}}
     with pytest.raises(KeyError, match="written for another LoRA configuration"):
         other.on_load_checkpoint(checkpoint)
@@ -105,8 +105,8 @@ def test_latent_cache_batch_matches_the_audio_path(module: AudioLDMLoRA) -> None
 
 
 def test_gradient_checkpointing_gives_the_same_gradients(tiny_model_dir: Path) -> None:
-    plain = AudioLDMLoRA(pretrained_model=str(tiny_model_dir), lora_init="kaiming")
-    checkpointed = AudioLDMLoRA(pretrained_model=str(tiny_model_dir), lora_init="kaiming", gradient_checkpointing=True)
+    plain = AudioLDMLoRA(pretrained_model=str(tiny_model_dir), adapters={"unet": {"init": "kaiming"}})
+    checkpointed = AudioLDMLoRA(pretrained_model=str(tiny_model_dir), adapters={"unet": {"init": "kaiming"}}, gradient_checkpointing=True)
     checkpointed.load_state_dict(plain.state_dict())
     assert checkpointed.unet.is_gradient_checkpointing and not plain.unet.is_gradient_checkpointing
     latents = torch.randn(2, 8, 4, 16)
@@ -120,7 +120,7 @@ def test_gradient_checkpointing_gives_the_same_gradients(tiny_model_dir: Path) -
 
 
 def test_channels_last_gives_the_same_loss_and_gradients(module: AudioLDMLoRA, tiny_model_dir: Path) -> None:
-    other = AudioLDMLoRA(pretrained_model=str(tiny_model_dir), lora_rank=2, lora_alpha=2.0, channels_last=True)
+    other = AudioLDMLoRA(pretrained_model=str(tiny_model_dir), adapters={"unet": {"rank": 2, "alpha": 2.0}}, channels_last=True)
     conv = next(m for m in other.unet.modules() if isinstance(m, torch.nn.Conv2d))
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
     latents, embeds = torch.randn(2, 8, 4, 16), module.encode_prompts(["boom bap music", "techno music"])
@@ -132,6 +132,6 @@ def test_channels_last_gives_the_same_loss_and_gradients(module: AudioLDMLoRA, t
 @pytest.mark.parametrize(("setting", "fused"), [(None, False), (True, True), (False, False)])
 def test_fused_adamw_on_request_or_on_cuda(tiny_model_dir: Path, setting: bool | None, fused: bool) -> None:
     """``None`` picks the fused kernel only for CUDA weights (here on the CPU: the default foreach kernel)."""
-    module = AudioLDMLoRA(pretrained_model=str(tiny_model_dir), lora_rank=2, lora_alpha=2.0, fused_optimizer=setting)
+    module = AudioLDMLoRA(pretrained_model=str(tiny_model_dir), adapters={"unet": {"rank": 2, "alpha": 2.0}}, fused_optimizer=setting)
     optimizer = module.configure_optimizers()["optimizer"]
     assert bool(optimizer.defaults["fused"]) is fused

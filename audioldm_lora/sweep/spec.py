@@ -34,11 +34,15 @@ class SweepPoint:
 
 
 def short_name(key: str) -> str:
-    """A parameter's name in point folders and report columns: the last part of its LightningCLI key, ``lora_``
-    dropped and ``text_encoder_`` shortened (``model.init_args.text_encoder_lora_rank`` -> ``te_rank``)."""
-    last = key.rsplit(".", 1)[-1]
-    prefix = "te_" if last.startswith("text_encoder_") else ""
-    return prefix + last.removeprefix("text_encoder_").removeprefix("lora_")
+    """A parameter's name in point folders and report columns: the last part of its LightningCLI key; an adapter
+    setting of a site other than the UNet gets the site's initials (``model.init_args.adapters.text_encoder.rank``
+    -> ``te_rank``, ``adapters.text_encoder_2.rank`` -> ``te2_rank``; ``adapters.unet.rank`` -> ``rank``)."""
+    parts = key.split(".")
+    last = parts[-1]
+    if len(parts) >= 3 and parts[-3] == "adapters" and parts[-2] != "unet":
+        initials = "".join(word if word.isdigit() else word[:1] for word in parts[-2].split("_"))
+        return f"{initials}_{last}"
+    return last
 
 
 def _cli_value(value: Any) -> str:

@@ -12,7 +12,7 @@ def wandb_sweep_definition(spec: dict[str, Any], config: str) -> dict[str, Any]:
     """The sweep file plus the agent's command: ``lightning fit --config CONFIG`` with the values as overrides.
 
     W&B's ``${args}`` macro expands to ``--<name>=<value>`` for each parameter, and parameter names are LightningCLI
-    keys (``model.init_args.lora_rank``), so the agent's runs are ordinary ``fit`` runs of the training config.
+    keys (``model.init_args.adapters.unet.rank``), so the agent's runs are ordinary ``fit`` runs of the training config.
     """
     definition = copy.deepcopy(spec)
     definition["command"] = ["${env}", "${interpreter}", "-m", "audioldm_lora", "fit", "--config", config, "${args}"]
