@@ -56,16 +56,10 @@ SITE_PRESETS = {"unet": UNET_PRESETS, "text_encoder": TEXT_ENCODER_PRESETS}
 SITE_LABELS = {"unet": "UNet", "text_encoder": "CLAP text encoder"}
 
 
-def vocoder_class(local: Path | None) -> type:
-    """The vocoder class of a model: a class from :data:`PROJECT_VOCODERS` when the local directory's
-    ``model_index.json`` names one, else ``SpeechT5HifiGan`` (every real AudioLDM checkpoint)."""
-    index = local / "model_index.json" if local is not None else None
-    if index is None or not index.is_file():
-        return SpeechT5HifiGan
-    try:
-        entry = json.loads(index.read_text(encoding="utf-8")).get("vocoder")
-    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
-        return SpeechT5HifiGan
+def vocoder_class(index: dict[str, Any]) -> type:
+    """The vocoder class of a model: a class from :data:`PROJECT_VOCODERS` when its ``model_index.json`` names
+    one, else ``SpeechT5HifiGan`` (every real AudioLDM checkpoint)."""
+    entry = index.get("vocoder")
     name = entry[-1] if isinstance(entry, list) and entry else None
     if name in PROJECT_VOCODERS:
         return getattr(importlib.import_module(PROJECT_VOCODERS[name]), name)
@@ -130,11 +124,12 @@ class AudioLDMBackbone(Backbone):
 
     # ------------------------------------------------------------------------------------------------ loading
     @classmethod
-    def load(cls, source: str, revision: str | None = None, local: Path | None = None) -> "AudioLDMBackbone":
+    def load(cls, source: str, revision: str | None = None, local: Path | None = None,
+             index: dict[str, Any] | None = None) -> "AudioLDMBackbone":
         """Load the six components (see :func:`lightning_modules.backbone.load_backbone`)."""
         if local is not None:
             _check_local_directory(local)
-        vocoder = vocoder_class(local)
+        vocoder = vocoder_class(index or {})
         loaders = {
             "vae": lambda: AutoencoderKL.from_pretrained(source, subfolder="vae", revision=revision),
             "text_encoder": lambda: ClapTextModelWithProjection.from_pretrained(

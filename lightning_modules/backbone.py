@@ -90,8 +90,10 @@ class Backbone(ABC):
     # ------------------------------------------------------------------------------------------------ loading
     @classmethod
     @abstractmethod
-    def load(cls, source: str, revision: str | None = None, local: Path | None = None) -> "Backbone":
-        """Load every component from ``source`` (a hub id or a directory; ``local`` is the directory, if any)."""
+    def load(cls, source: str, revision: str | None = None, local: Path | None = None,
+             index: dict[str, Any] | None = None) -> "Backbone":
+        """Load every component from ``source`` (a hub id or a directory; ``local`` is the directory, if any;
+        ``index`` its ``model_index.json``, from the directory or the hub, ``{}`` when a directory has none)."""
 
     @abstractmethod
     def named_modules(self) -> dict[str, torch.nn.Module]:
@@ -218,48 +220,99 @@ BACKBONES: dict[str, str] = {
 }
 """Pipeline class name (``model_index.json``'s ``_class_name``) -> backbone class, imported when chosen."""
 DEFAULT_PIPELINE = "AudioLDMPipeline"
+"""The pipeline of a local directory without ``model_index.json``."""
+MODEL_INDEX = "model_index.json"
 
 
 def backbone_class(pipeline_class: str) -> type[Backbone]:
     """The backbone class registered for a diffusers pipeline class name."""
     if pipeline_class not in BACKBONES:
         raise ModelLoadError(
-            f"No backbone for pipeline class {pipeline_class!r}; supported: {sorted(BACKBONES)}."
+            f"The base model is a {pipeline_class} (its model_index.json), which audioldm-lora does not support; "
+            f"supported pipelines: {sorted(BACKBONES)}."
         )
     module_name, _, class_name = BACKBONES[pipeline_class].rpartition(".")
     return getattr(importlib.import_module(module_name), class_name)
 
 
-def _pipeline_class_of(local: Path) -> str:
-    """``_class_name`` of a local directory's ``model_index.json`` (the default when there is none)."""
-    index = local / "model_index.json"
-    if not index.is_file():
-        return DEFAULT_PIPELINE
+def _read_model_index(path: Path) -> dict[str, Any]:
+    """A ``model_index.json`` as a dict.
+
+    Raises:
+        ModelLoadError: the file is not a JSON object.
+    """
     try:
-        name = json.loads(index.read_text(encoding="utf-8")).get("_class_name")
-    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as error:
-        raise ModelLoadError(f"{index} is not valid JSON ({error}); restore it from the model's repository.") from error
-    return str(name or DEFAULT_PIPELINE)
+        index = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ModelLoadError(f"{path} is not valid JSON ({error}); restore it from the model's repository.") from error
+    if not isinstance(index, dict):
+        raise ModelLoadError(f"{path} must hold a JSON object; restore it from the model's repository.")
+    return index
+
+
+def _hub_model_index(repo_id: str, revision: str | None) -> dict[str, Any]:
+    """``model_index.json`` of a hub model: from the local Hugging Face cache (offline too) or downloaded.
+
+    Raises:
+        ModelLoadError: the model is neither cached nor reachable, does not exist, or is not a diffusers pipeline;
+            each message says what to do.
+    """
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        GatedRepoError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    at = f" at revision {revision}" if revision else ""
+    try:
+        return _read_model_index(Path(hf_hub_download(repo_id, MODEL_INDEX, revision=revision)))
+    except LocalEntryNotFoundError:  # offline, or no network, and not in the cache (before EntryNotFoundError)
+        raise ModelLoadError(
+            f"Base model {repo_id!r}{at} is not in the local Hugging Face cache and the Hub cannot be reached (offline "
+            f"or no network). Fetch it once with `hf download {repo_id}`"
+            + (f" --revision {revision}" if revision else "")
+            + " (it then loads offline), or point model.init_args.pretrained_model at a local diffusers directory."
+        ) from None
+    except GatedRepoError:
+        raise ModelLoadError(f"Base model {repo_id!r} is gated: accept its terms on the Hub and log in with "
+                             "`hf auth login`.") from None
+    except RepositoryNotFoundError:
+        raise ModelLoadError(f"Base model {repo_id!r} does not exist on the Hub (or is private: log in with "
+                             "`hf auth login`); check the name, e.g. cvssp/audioldm-s-full-v2.") from None
+    except RevisionNotFoundError:
+        raise ModelLoadError(f"Base model {repo_id!r} has no revision {revision!r}; give a branch, tag or commit "
+                             "it has (model.init_args.revision).") from None
+    except EntryNotFoundError:
+        raise ModelLoadError(f"Base model {repo_id!r}{at} has no {MODEL_INDEX}: it is not a diffusers pipeline; "
+                             f"give one of the supported pipelines {sorted(BACKBONES)}.") from None
 
 
 def load_backbone(pretrained_model: str, revision: str | None = None) -> Backbone:
     """Load an AudioLDM-family model from a hub id (``cvssp/audioldm-s-full-v2``) or a local diffusers directory.
 
-    A directory's ``model_index.json`` names the pipeline class, which picks the backbone; a hub id is loaded as
+    One path for both: the model's ``model_index.json`` (the directory's, or the hub's through the local cache)
+    names the pipeline class, which picks the backbone (:data:`BACKBONES`); a local directory without one is
     AudioLDM (v1).
 
     Raises:
-        ModelLoadError: not a directory nor a hub id, a component missing, or a component that fails to load.
+        ModelLoadError: not a directory nor a hub id, a model neither cached nor reachable, an unsupported pipeline,
+            a component missing, or a component that fails to load.
     """
     local = Path(pretrained_model).expanduser()
     if local.exists():
         if not local.is_dir():
             raise ModelLoadError(f"Base model {pretrained_model!r} is a file; give a diffusers model directory.")
-        with quiet_weight_loading():
-            return backbone_class(_pipeline_class_of(local)).load(str(local), revision, local)
-    if pretrained_model.startswith((".", "/", "~")) or pretrained_model.count("/") != 1:
+        index = _read_model_index(local / MODEL_INDEX) if (local / MODEL_INDEX).is_file() else {}
+        source, directory = str(local), local
+    elif pretrained_model.startswith((".", "/", "~")) or pretrained_model.count("/") != 1:
         raise ModelLoadError(
             f"Base model {pretrained_model!r} is neither an existing directory nor a hub id of the form owner/name."
         )
+    else:
+        index, source, directory = _hub_model_index(pretrained_model, revision), pretrained_model, None
+    pipeline = str(index.get("_class_name") or DEFAULT_PIPELINE)
     with quiet_weight_loading():
-        return backbone_class(DEFAULT_PIPELINE).load(pretrained_model, revision, None)
+        return backbone_class(pipeline).load(source, revision, directory, index)
