@@ -4,7 +4,9 @@ Imported by :func:`audioldm_lora.cli.main` only for those subcommands (it import
 callbacks, torch).
 
 Errors read like the tools' own: ``audioldm-lora fit: error: <what is wrong and what to do>``, exit status 2, no
-traceback and no page of usage. jsonargparse reports a misspelt key or a constructor's error inside a union error
+traceback and no page of usage, for the errors a user fixes (the one registry,
+:func:`audioldm_lora.tool_convention.user_errors`); any other exception is a bug and keeps its traceback. The data
+module is built before the model, so a wrong data path is reported before a base model is loaded (or downloaded). jsonargparse reports a misspelt key or a constructor's error inside a union error
 with every argument of the class ("Does not validate against any of the Union subtypes ... Given value:
 Namespace(...)"); the lines that say what is wrong are kept, the rest dropped. ``AUDIOLDM_LORA_DEBUG=1`` shows the
 full message and traceback.
@@ -12,6 +14,7 @@ full message and traceback.
 
 from __future__ import annotations
 
+import importlib
 import re
 import sys
 from pathlib import Path
@@ -22,20 +25,14 @@ from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.io import CheckpointIO
 
-from audioldm_lora.ckpt_path import CheckpointPathError, checked_ckpt_path
+from audioldm_lora.ckpt_path import checked_ckpt_path
 from audioldm_lora.cli import DESCRIPTION
 from audioldm_lora.config_keys import suggest_key
 from audioldm_lora.run_noise import silence_run_noise
-from audioldm_lora.tool_convention import DEBUG_ENV, debugging
+from audioldm_lora.tool_convention import DEBUG_ENV, debugging, user_errors
 from callbacks.adapter_export import AdapterExport
 from callbacks.checkpoint_io import AtomicCheckpointIO
 from callbacks.progress_bar import StepProgressBar
-from datamodules.atomic_files import DiskFullError
-from datamodules.errors import DataSourceError
-from lightning_modules.adapter_files import AdapterError
-from lightning_modules.backbone import ModelLoadError
-from lightning_modules.lora import LoraConfigError
-from lightning_modules.resume_settings import ResumeSettingsError
 
 # Lines of jsonargparse's union errors that never say what is wrong.
 _NOISE = re.compile(
@@ -46,11 +43,6 @@ _NOISE = re.compile(
 
 class RunConfigurationError(ValueError):
     """A setting of a fit/validate/test/predict run is wrong (a constructor refused it); the message names it."""
-
-
-# Errors a run raises that a user fixes in the config or the files (printed without a traceback).
-USER_ERRORS = (RunConfigurationError, DataSourceError, ModelLoadError, LoraConfigError, AdapterError,
-               ResumeSettingsError, DiskFullError, CheckpointPathError)
 
 
 def concise_message(message: str) -> str:
@@ -92,14 +84,30 @@ class AudioLDMLoRACLI(LightningCLI):
         parser.add_lightning_class_args(AdapterExport, "adapter_export")
 
     def instantiate_classes(self) -> None:
-        """Build model, data, callbacks and trainer; a constructor's error becomes :class:`RunConfigurationError`
-        with that constructor's own message (jsonargparse would wrap it in a union error)."""
+        """Build data, model, callbacks and trainer. A constructor's user error (a setting it refuses) becomes
+        :class:`RunConfigurationError` with that constructor's own message (jsonargparse would wrap it in a union
+        error); any other exception is a bug and propagates with its traceback."""
         try:
+            self._check_data_first()
             super().instantiate_classes()
         except Exception as error:
-            if debugging():
+            cause = root_cause(error)
+            if debugging() or not isinstance(cause, user_errors()):
                 raise
-            raise RunConfigurationError(str(root_cause(error))) from error
+            raise RunConfigurationError(str(cause)) from error
+
+    def _check_data_first(self) -> None:
+        """Build the configured data module once on its own, so that its constructor's checks (the data root, the
+        manifest, fractions, duration: cheap by contract) run before the model's constructor loads a base model.
+        jsonargparse instantiates the model first; the data module it builds after is the one the run uses."""
+        config = self.config.get(str(self.subcommand), self.config) if self.subcommand else self.config
+        data = config.get("data")
+        if data is None or not data.get("class_path"):
+            return
+        module_name, _, class_name = str(data["class_path"]).rpartition(".")
+        data_class = getattr(importlib.import_module(module_name), class_name)
+        init_args = data.get("init_args")
+        data_class(**(init_args.as_dict() if init_args is not None else {}))
 
     def before_instantiate_classes(self) -> None:
         # Checkpoints hold only tensors and plain types: load them with weights_only=True whatever torch's default
@@ -156,8 +164,8 @@ def run_cli(args: list[str] | None = None) -> int:
     """Run a Lightning subcommand; a user error prints ``<prog>: error: <message>`` and returns 2."""
     try:
         build_cli(args)
-    except USER_ERRORS as error:
-        if debugging():
+    except Exception as error:
+        if debugging() or not isinstance(error, user_errors()):
             raise
         invoked = Path(sys.argv[0]).name if args is None else ""
         program = invoked if invoked in ("lightning", "audioldm-lora") else "audioldm-lora"  # as the user typed it

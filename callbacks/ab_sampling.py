@@ -20,6 +20,7 @@ from callbacks.run_dir import run_directory
 from datamodules.captions import render_caption
 from datamodules.clip_folder import slugify
 from lightning_modules.ab import generate_ab
+from lightning_modules.errors import SettingError
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class ABSampling(Callback):
             sample_before_training: log the step-0 baseline.
         """
         if every_n_steps < 1:
-            raise ValueError(f"every_n_steps must be >= 1, got {every_n_steps}")
+            raise SettingError(f"every_n_steps must be >= 1, got {every_n_steps}")
         self.prompts = prompts
         self.prompt_template = prompt_template
         self.seeds = list(seeds or [0])
@@ -73,7 +74,7 @@ class ABSampling(Callback):
             return list(self.prompts)
         genres = list(getattr(trainer.datamodule, "genres", []) or [])
         if not genres:
-            raise ValueError("ABSampling has no prompts: give `prompts`, or use a data module that has `genres`.")
+            raise SettingError("ABSampling has no prompts: give `prompts`, or use a data module that has `genres`.")
         return [render_caption(self.prompt_template, genre) for genre in genres]
 
     def sample(self, trainer: Trainer, pl_module: LightningModule, directory: Path) -> dict[str, Any]:

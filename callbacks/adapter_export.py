@@ -19,6 +19,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from callbacks.run_dir import run_directory
 from callbacks.wandb_logger import wandb_loggers
+from lightning_modules.errors import SettingError
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ class AdapterExport(Callback):
             log_artifact: upload the final adapter as a W&B artifact (type ``lora-adapter``) when W&B logs the run.
         """
         if every_n_steps is not None and every_n_steps < 0:
-            raise ValueError(f"every_n_steps must be >= 0, got {every_n_steps}")
+            raise SettingError(f"every_n_steps must be >= 0, got {every_n_steps}")
         self.every_n_steps = every_n_steps
         self.dirname = dirname
         self.save_final = save_final

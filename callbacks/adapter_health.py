@@ -16,6 +16,7 @@ from peft.tuners.lora import LoraLayer
 
 from lightning_modules.adapter_files import ROOT_SITE
 from lightning_modules.adapter_sites import site_layers
+from lightning_modules.errors import SettingError
 
 
 @torch.no_grad()
@@ -50,7 +51,7 @@ class AdapterHealth(Callback):
             per_layer: also log ``lora/update_norm/<layer>`` for every adapted layer of every site (many series).
         """
         if every_n_steps < 1:
-            raise ValueError(f"every_n_steps must be >= 1, got {every_n_steps}")
+            raise SettingError(f"every_n_steps must be >= 1, got {every_n_steps}")
         self.every_n_steps = every_n_steps
         self.per_layer = per_layer
         self.last: dict[str, float] = {}

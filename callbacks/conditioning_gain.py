@@ -33,6 +33,7 @@ from datamodules.captions import render_caption
 from lightning_modules.adapter_sites import adapters_disabled
 from lightning_modules.backbone import Conditioning
 from lightning_modules.diffusion_loss import NoisedLatents
+from lightning_modules.errors import SettingError
 
 PROMPTS = ("own", "empty", "other")
 
@@ -50,7 +51,7 @@ class ConditioningGain(Callback):
             genres: the genres (default: the data module's); needs at least 2.
         """
         if genres is not None and len(set(genres)) < 2:
-            raise ValueError(f"ConditioningGain needs at least 2 genres to compare a clip's own prompt with another "
+            raise SettingError(f"ConditioningGain needs at least 2 genres to compare a clip's own prompt with another "
                              f"genre's; got genres={genres}.")
         self.timesteps = timesteps
         self.prompt_template = prompt_template

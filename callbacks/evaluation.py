@@ -39,6 +39,7 @@ from metrics.comparison import compare_reports, compared_with_itself, comparison
 from metrics.embedding_file import save_embeddings
 from metrics.genre_scores import OVERALL, GenreScores, LabelledEmbeddings
 from metrics.paired import paired_differences
+from lightning_modules.errors import SettingError
 
 
 def reference_clips_from_folder(root: str | Path) -> list[tuple[str, str]]:
@@ -46,7 +47,7 @@ def reference_clips_from_folder(root: str | Path) -> list[tuple[str, str]]:
     root = Path(root)
     clips = [(str(p), p.parent.name) for p in sorted(root.glob("*/*")) if p.suffix.lower() in AUDIO_EXTENSIONS]
     if not clips:
-        raise ValueError(f"No reference clips under {root}/<genre>/ ({', '.join(AUDIO_EXTENSIONS)}).")
+        raise SettingError(f"No reference clips under {root}/<genre>/ ({', '.join(AUDIO_EXTENSIONS)}).")
     return clips
 
 
@@ -84,7 +85,7 @@ class GenreEvaluation(Callback):
             every_n_validations: evaluate at every n-th validation run.
         """
         if clips_per_genre < 2:
-            raise ValueError("clips_per_genre must be at least 2 (KAD and FAD are undefined on one clip).")
+            raise SettingError("clips_per_genre must be at least 2 (KAD and FAD are undefined on one clip).")
         self.embedder_spec = embedder
         self.reference_dir = reference_dir
         self.prompt_template = prompt_template
@@ -112,7 +113,7 @@ class GenreEvaluation(Callback):
     def _genres(self, trainer: Trainer) -> list[str]:
         genres = self.genres or list(getattr(trainer.datamodule, "genres", []) or [])
         if not genres:
-            raise ValueError("GenreEvaluation needs `genres`, or a data module with `genres`.")
+            raise SettingError("GenreEvaluation needs `genres`, or a data module with `genres`.")
         return genres
 
     def prompts_and_seeds(self, trainer: Trainer) -> tuple[list[str], list[int], list[str]]:
@@ -131,7 +132,7 @@ class GenreEvaluation(Callback):
         splits = getattr(trainer.datamodule, "splits", None) or {}
         items = splits.get(split) or []
         if not items:
-            raise ValueError(f"GenreEvaluation has no reference clips: set `reference_dir`, or give the data module a "
+            raise SettingError(f"GenreEvaluation has no reference clips: set `reference_dir`, or give the data module a "
                              f"non-empty {split} split.")
         # A dataset's items (Hugging Face rows) hold their audio as bytes: read them through the data source.
         source = getattr(trainer.datamodule, "source", None)

@@ -24,6 +24,7 @@ from diffusers.utils import logging as diffusers_logging
 from peft import LoraConfig, inject_adapter_in_model
 
 from lightning_modules.adapter_files import ADAPTER_WEIGHTS
+from lightning_modules.errors import SettingError
 
 ADAPTER_NAME = "default"
 
@@ -31,7 +32,7 @@ ALL_LINEAR = "all_linear"
 LoraInit = Literal["gaussian", "kaiming", "pissa", "olora", "zeros"]
 
 
-class LoraConfigError(ValueError):
+class LoraConfigError(SettingError):
     """An invalid LoRA setting; the message names the setting and the allowed values."""
 
 

@@ -39,6 +39,7 @@ from lightning_modules.resume_state import TrainableStateCheckpointing, training
 from lightning_modules.sampler import generate, seeded_generators
 from lightning_modules.sampling_settings import SamplingSettings
 from lightning_modules.base_identity import base_fingerprint, base_reference
+from lightning_modules.errors import SettingError
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 LrSchedule = Literal["constant", "linear", "cosine", "cosine_with_restarts", "polynomial"]
@@ -137,7 +138,7 @@ class AudioLDMLoRA(PriorPreservationSteps, TrainableStateCheckpointing):
         adapters = {site: settings.describe() for site, settings in self.site_settings.items()}
         self.save_hyperparameters()
         if not 0.0 <= caption_dropout < 1.0:
-            raise ValueError(f"caption_dropout must be in [0, 1), got {caption_dropout}.")
+            raise SettingError(f"caption_dropout must be in [0, 1), got {caption_dropout}.")
         check_prior_settings(prior_prompts, prior_samples_per_prompt, prior_loss_weight, prior_target)
         self.backbone = self.load_backbone(pretrained_model, revision)
         self.base_fingerprint = base_fingerprint(self.backbone.adapter_sites())  # before dtype casts and adapters
@@ -152,7 +153,7 @@ class AudioLDMLoRA(PriorPreservationSteps, TrainableStateCheckpointing):
         try:
             self.backbone.check_duration(sample_duration)
         except ValueError as error:  # checked here, not at the first sample: a bad value must not cost a run
-            raise ValueError(f"model.init_args.sample_duration: {error}") from None
+            raise SettingError(f"model.init_args.sample_duration: {error}") from None
         frozen = DTYPES[frozen_dtype]
         for module in self.backbone.named_modules().values():
             module.requires_grad_(False)  # attach_adapters makes the LoRA weights, and only them, trainable

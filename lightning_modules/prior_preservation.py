@@ -25,6 +25,7 @@ import torch
 from lightning_modules.adapter_sites import adapters_disabled
 from lightning_modules.backbone import Backbone, Conditioning
 from lightning_modules.sampler import sample_latents, seeded_generators
+from lightning_modules.errors import SettingError
 
 PriorTarget = Literal["samples", "base_model"]
 
@@ -45,22 +46,22 @@ class PriorSet:
 def check_prior_settings(
     prompts: list[str] | None, samples_per_prompt: int, loss_weight: float, target: str = "samples"
 ) -> None:
-    """Raise ``ValueError`` naming the bad setting (an empty prompt list or prompt, a count or weight <= 0, an
+    """Raise :class:`SettingError` naming the bad setting (an empty prompt list or prompt, a count or weight <= 0, an
     unknown target)."""
     if target not in get_args(PriorTarget):
-        raise ValueError(f"prior_target must be one of {list(get_args(PriorTarget))}, got {target!r}.")
+        raise SettingError(f"prior_target must be one of {list(get_args(PriorTarget))}, got {target!r}.")
     if prompts is None:
         return
     if not prompts or any(not isinstance(p, str) or (p and not p.strip()) for p in prompts):
-        raise ValueError(
+        raise SettingError(
             f"prior_prompts must be a non-empty list of prompts (the genres to preserve, e.g. ['pop music', "
             f"'jazz music'], and \"\" for the unconditional output that guidance uses), got {prompts!r}; leave it "
             "unset to train without prior preservation."
         )
     if samples_per_prompt < 1:
-        raise ValueError(f"prior_samples_per_prompt must be at least 1, got {samples_per_prompt}.")
+        raise SettingError(f"prior_samples_per_prompt must be at least 1, got {samples_per_prompt}.")
     if not loss_weight > 0:
-        raise ValueError(f"prior_loss_weight must be positive, got {loss_weight}; 1.0 is DreamBooth's default.")
+        raise SettingError(f"prior_loss_weight must be positive, got {loss_weight}; 1.0 is DreamBooth's default.")
 
 
 @torch.no_grad()

@@ -27,6 +27,7 @@ from diffusers import (
 from diffusers.utils.torch_utils import randn_tensor
 
 from lightning_modules.backbone import Backbone, Conditioning, concat_conditioning, conditioning_to
+from lightning_modules.errors import SettingError
 
 # Keyed by sampling_settings.SCHEDULER_NAMES, the light list tools and settings check names against (tested equal).
 SCHEDULERS: dict[str, Callable[..., SchedulerMixin]] = {
@@ -45,7 +46,7 @@ SCHEDULERS: dict[str, Callable[..., SchedulerMixin]] = {
 def make_scheduler(name: str, base: SchedulerMixin) -> SchedulerMixin:
     """A fresh scheduler of kind ``name`` with the noise schedule of ``base`` (the checkpoint's scheduler config)."""
     if name not in SCHEDULERS:
-        raise ValueError(f"Unknown sampler scheduler {name!r}; choose one of {sorted(SCHEDULERS)}.")
+        raise SettingError(f"Unknown sampler scheduler {name!r}; choose one of {sorted(SCHEDULERS)}.")
     return SCHEDULERS[name](base.config)
 
 

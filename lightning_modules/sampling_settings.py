@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from lightning_modules.errors import SettingError
 
 SCHEDULER_NAMES: tuple[str, ...] = ("ddim", "ddpm", "pndm", "lms", "euler", "euler_a", "heun", "dpmsolver++", "unipc")
 """The sampler schedulers by name (:data:`lightning_modules.sampler.SCHEDULERS` builds them)."""
@@ -26,11 +27,11 @@ class SamplingSettings:
 
     def __post_init__(self) -> None:
         if self.num_inference_steps < 1:
-            raise ValueError(f"num_inference_steps must be at least 1, got {self.num_inference_steps}.")
+            raise SettingError(f"num_inference_steps must be at least 1, got {self.num_inference_steps}.")
         if not math.isfinite(self.guidance_scale):
-            raise ValueError(f"guidance_scale must be a finite number, got {self.guidance_scale}.")
+            raise SettingError(f"guidance_scale must be a finite number, got {self.guidance_scale}.")
         if self.scheduler not in SCHEDULER_NAMES:
-            raise ValueError(f"Unknown sampler scheduler {self.scheduler!r}; choose one of {sorted(SCHEDULER_NAMES)}.")
+            raise SettingError(f"Unknown sampler scheduler {self.scheduler!r}; choose one of {sorted(SCHEDULER_NAMES)}.")
 
     def with_overrides(self, **overrides: object) -> "SamplingSettings":
         """A copy with every override that is not ``None``."""

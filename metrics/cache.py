@@ -131,4 +131,4 @@ def _embed_one(embedder: AudioEmbedder, path: str | Path, clip) -> np.ndarray:
     except EmbeddingError as error:
         raise EmbeddingError(f"{path}: {error}") from error
     except ValueError as error:
-        raise ValueError(f"{path}: cannot be embedded ({error})") from error
+        raise EmbeddingError(f"{path}: cannot be embedded ({error})") from error

@@ -137,3 +137,35 @@ def test_a_path_that_is_no_lightning_checkpoint_is_named(capsys, tiny_model_dir:
 def test_base_is_never_a_resume_point(capsys, tiny_model_dir: Path, synthetic_root: Path, tmp_path: Path) -> None:
     code, err = run(capsys, tiny_args("fit", tiny_model_dir, synthetic_root, tmp_path, "--ckpt_path=base"))
     assert code == 2 and "--ckpt_path base is for validate/test/predict" in err
+
+
+def test_the_data_is_checked_before_the_model_loads(capsys, monkeypatch, tiny_model_dir: Path, tmp_path: Path) -> None:
+    """A wrong data root is reported without loading the base model (which may mean gigabytes from the hub)."""
+    from lightning_modules.module import AudioLDMLoRA
+
+    def never(*args, **kwargs):
+        raise AssertionError("the base model was loaded before the data settings were checked")
+
+    monkeypatch.setattr(AudioLDMLoRA, "load_backbone", classmethod(never))
+    missing = tmp_path / "nonexistent"
+    code, err = run(capsys, tiny_args("fit", tiny_model_dir, missing, tmp_path / "run",
+                                      "--model.class_path=lightning_modules.AudioLDMLoRA"))
+    assert code == 2 and f"Data root {missing} (data.init_args.root) does not exist" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_bug_in_a_constructor_keeps_its_traceback(monkeypatch, tiny_model_dir: Path, synthetic_root: Path,
+                                                    tmp_path: Path) -> None:
+    """Only the registered user errors become one-line messages; anything else is a bug and is raised as it is."""
+    from lightning_modules.module import AudioLDMLoRA
+
+    def broken(*args, **kwargs):
+        raise KeyError("a bug, not a setting")
+
+    monkeypatch.setattr(AudioLDMLoRA, "load_backbone", classmethod(broken))
+    with pytest.raises(Exception) as caught:
+        main(tiny_args("fit", tiny_model_dir, synthetic_root, tmp_path, "--model.class_path=lightning_modules.AudioLDMLoRA"))
+    cause = caught.value
+    while cause.__cause__ is not None:
+        cause = cause.__cause__
+    assert isinstance(cause, KeyError) and "a bug, not a setting" in str(cause)

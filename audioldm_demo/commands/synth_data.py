@@ -5,7 +5,7 @@ from __future__ import annotations
 from jsonargparse import ArgumentParser, Namespace
 
 from audioldm_demo.synthetic import STYLES, write_synthetic_dataset
-from audioldm_lora.tool_convention import run_tool, tool_parser
+from audioldm_lora.tool_convention import ToolInputError, run_tool, tool_parser
 
 
 def build_parser() -> ArgumentParser:
@@ -22,6 +22,9 @@ def build_parser() -> ArgumentParser:
 
 def run(args: Namespace) -> int:
     """Write the dataset."""
+    unknown = sorted(set(args.genres or []) - set(STYLES))
+    if unknown:
+        raise ToolInputError(f"--genres: Unknown synthetic genre(s) {unknown}; available: {sorted(STYLES)}.")
     path = write_synthetic_dataset(
         args.directory, args.genres, args.clips_per_genre, args.duration, args.seed, args.overwrite
     )
@@ -31,4 +34,4 @@ def run(args: Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (0 success, 2 bad input: an unknown genre, an existing directory)."""
-    return run_tool("synth-data", build_parser(), argv, run, errors=(ValueError,))
+    return run_tool("synth-data", build_parser(), argv, run)

@@ -237,8 +237,7 @@ def _embeddings(
 
 def main(argv: list[str] | None = None) -> int:
     """Run the evaluation; returns 0, or 2 after printing what is wrong with the input."""
-    # ValueError too: an embedder's own refusal (a clip too short for its features) is named by embed_files.
-    return run_tool("evaluate", build_parser(), argv, run, errors=(ValueError,))
+    return run_tool("evaluate", build_parser(), argv, run)
 
 
 if __name__ == "__main__":  # pragma: no cover
