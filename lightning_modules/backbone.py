@@ -26,7 +26,9 @@ from __future__ import annotations
 import importlib
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 import torch
@@ -38,15 +40,65 @@ from lightning_modules.adapter_files import DIFFUSERS_FORMAT, PEFT_FORMAT, ROOT_
 from lightning_modules.quiet_loading import quiet_weight_loading
 
 Conditioning = dict[str, torch.Tensor]
-"""The UNet's conditioning for a batch: keyword name -> tensor with the batch as its first dimension."""
+"""The UNet's conditioning for a batch: keyword name -> tensor with the batch as its first dimension.
+
+The shape contract (docs/architecture.md, "Conditioning"): a tensor is either of fixed shape ``[B, ...]`` (AudioLDM's
+``class_labels`` [B, D]), equal in every batch, or a variable-length stream ``[B, L, D]`` whose length ``L`` follows
+the batch's longest prompt; a stream comes with its mask ``[B, L]`` (1 for a token, 0 for padding), and the backbone
+names each pair in :attr:`Backbone.stream_masks`. Two conditionings are combined (caption dropout, guidance's
+halves) by padding each declared stream and its mask with zeros to the longer length, which the UNet's masked
+attention ignores; any other shape difference is refused."""
+
+StreamMasks = Mapping[str, str]
+"""A backbone's variable-length streams: stream key -> its mask's key."""
+NO_STREAMS: StreamMasks = MappingProxyType({})
+"""No variable-length stream (AudioLDM's conditioning)."""
 
 
 class ModelLoadError(RuntimeError):
     """The base model cannot be loaded; the message says which component and what to do."""
 
 
-def select_conditioning(cond: Conditioning, use_other: torch.Tensor, other: Conditioning) -> Conditioning:
-    """Per row, ``other`` where ``use_other`` [B] is true, else ``cond`` (caption dropout); ``other`` may have one row."""
+def _padded(value: torch.Tensor, length: int) -> torch.Tensor:
+    """``value`` [B, L, ...] with zeros appended along its second dimension up to ``length``."""
+    missing = length - value.shape[1]
+    if missing <= 0:
+        return value
+    padding = value.new_zeros((value.shape[0], missing, *value.shape[2:]))
+    return torch.cat([value, padding], dim=1)
+
+
+def align_conditioning(first: Conditioning, second: Conditioning, stream_masks: StreamMasks = NO_STREAMS
+                       ) -> tuple[Conditioning, Conditioning]:
+    """``first`` and ``second`` with every declared stream and its mask padded to the longer of the two lengths.
+
+    Raises:
+        ValueError: a key one of them lacks, or a tensor whose shapes differ beyond the batch without being a
+            declared stream (a variable-length stream the backbone did not declare would be padded unmasked).
+    """
+    if set(first) != set(second):
+        raise ValueError(f"Conditionings with other keys cannot be combined: {sorted(first)} and {sorted(second)}.")
+    first, second = dict(first), dict(second)
+    for stream, mask in stream_masks.items():
+        if stream in first:
+            length = max(first[stream].shape[1], second[stream].shape[1])
+            for cond in (first, second):
+                cond[stream], cond[mask] = _padded(cond[stream], length), _padded(cond[mask], length)
+    for key, value in first.items():
+        if value.shape[1:] != second[key].shape[1:]:
+            raise ValueError(
+                f"Conditioning {key!r} has per-row shape {tuple(value.shape[1:])} in one batch and "
+                f"{tuple(second[key].shape[1:])} in the other; a variable-length stream must be declared with its "
+                "mask in the backbone's stream_masks."
+            )
+    return first, second
+
+
+def select_conditioning(cond: Conditioning, use_other: torch.Tensor, other: Conditioning,
+                        stream_masks: StreamMasks = NO_STREAMS) -> Conditioning:
+    """Per row, ``other`` where ``use_other`` [B] is true, else ``cond`` (caption dropout); ``other`` may have one
+    row. Streams are aligned first (:func:`align_conditioning`)."""
+    cond, other = align_conditioning(cond, other, stream_masks)
     selected = {}
     for key, value in cond.items():
         mask = use_other.view(-1, *([1] * (value.dim() - 1)))
@@ -54,8 +106,11 @@ def select_conditioning(cond: Conditioning, use_other: torch.Tensor, other: Cond
     return selected
 
 
-def concat_conditioning(first: Conditioning, second: Conditioning) -> Conditioning:
-    """Rows of ``first`` then rows of ``second`` (guidance's unconditional and conditional halves in one batch)."""
+def concat_conditioning(first: Conditioning, second: Conditioning,
+                        stream_masks: StreamMasks = NO_STREAMS) -> Conditioning:
+    """Rows of ``first`` then rows of ``second`` (guidance's unconditional and conditional halves in one batch),
+    streams aligned first (:func:`align_conditioning`)."""
+    first, second = align_conditioning(first, second, stream_masks)
     return {key: torch.cat([first[key], second[key]]) for key in first}
 
 
@@ -81,6 +136,9 @@ class Backbone(ABC):
     conditioning_sites: ClassVar[tuple[str, ...]] = ()
     """Adapter sites that compute the conditioning (the text encoder): adapting one makes the conditioning, and the
     unconditional input, a function of the adapter, so neither may be cached or taken from a latent cache."""
+    stream_masks: ClassVar[dict[str, str]] = {}
+    """The conditioning's variable-length streams, stream key -> mask key (see :data:`Conditioning`); AudioLDM has
+    none (its one ``class_labels`` tensor has a fixed shape)."""
 
     unet: torch.nn.Module
     vae: torch.nn.Module

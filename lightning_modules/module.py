@@ -261,7 +261,7 @@ class AudioLDMLoRA(PriorPreservationSteps, TrainableStateCheckpointing):
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """The denoising loss of the adapted UNet on one batch (docs/model-facts.md, 'AudioLDM training objective')."""
-        cond = select_conditioning(cond, drop_caption, self.unconditional())
+        cond = select_conditioning(cond, drop_caption, self.unconditional(), self.backbone.stream_masks)
         noised = self.objective.noised(latents, generator)
         return self.objective.loss(self.backbone.predict_noise(noised.noisy, noised.timesteps, cond), noised)
 

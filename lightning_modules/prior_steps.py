@@ -36,9 +36,10 @@ class PriorPreservationSteps:
         """
         noised = self.objective.noised(latents, generator)
         with torch.no_grad(), adapters_disabled(self.backbone):
-            base = select_conditioning(cond if base_cond is None else base_cond, drop_caption, self.unconditional())
+            base = select_conditioning(cond if base_cond is None else base_cond, drop_caption, self.unconditional(),
+                                       self.backbone.stream_masks)
             target = self.backbone.predict_noise(noised.noisy, noised.timesteps, base)
-        cond = select_conditioning(cond, drop_caption, self.unconditional())
+        cond = select_conditioning(cond, drop_caption, self.unconditional(), self.backbone.stream_masks)
         prediction = self.backbone.predict_noise(noised.noisy, noised.timesteps, cond)
         return self.objective.loss(prediction, noised, target)
 

@@ -77,7 +77,7 @@ def denoise(
     if "generator" in step_params:
         step_kwargs["generator"] = generator
     guided = guidance_scale > 1.0 and uncond is not None
-    conditioning = concat_conditioning(uncond, cond) if guided else cond
+    conditioning = concat_conditioning(uncond, cond, backbone.stream_masks) if guided else cond
     for index, t in enumerate(scheduler.timesteps):
         model_input = torch.cat([latents] * 2) if guided else latents
         model_input = scheduler.scale_model_input(model_input, t)
