@@ -53,6 +53,7 @@ def model_identity(config: dict[str, Any], backbone: Backbone) -> dict[str, Any]
         "name": model.get("pretrained_model", "cvssp/audioldm-s-full-v2"),
         "revision": model.get("revision"),
         **backbone.identity(),
+        **backbone.cache_layout(),
     }
 
 
@@ -76,8 +77,7 @@ def make_encoders(backbone: Backbone, identity: dict[str, Any]) -> Encoders:
             raise DataSourceError(f"{error} (data.init_args.duration)") from error
         return posterior.mean.cpu(), posterior.logvar.cpu()
 
-    def encode(captions: list[str]) -> torch.Tensor:
-        # AudioLDM's conditioning is one tensor, stored as ``text_embeds`` (AudioLDM2's streams need more fields).
-        return backbone.conditioning_for_cache(backbone.encode_prompts(captions))["text_embeds"]
+    def encode(captions: list[str]) -> dict[str, torch.Tensor]:
+        return backbone.conditioning_for_cache(backbone.encode_prompts(captions))
 
     return Encoders(encode_audio, encode, identity)

@@ -335,6 +335,7 @@ class GenreAudioDataModule(LightningDataModule):
             # Persistent workers keep each worker's dataset copy, whose epoch counter orders the stream.
             persistent_workers=hp.num_workers > 0,
             generator=torch.Generator().manual_seed(mix_seed(hp.seed, split, "loader")),
+            collate_fn=getattr(dataset, "collate", None),  # the latent cache pads variable-length text streams
         )
 
     def train_dataloader(self) -> StatefulDataLoader:

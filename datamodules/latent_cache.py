@@ -1,13 +1,17 @@
-"""The latent cache: VAE posterior parameters and CLAP text embeddings computed once, stored in safetensors shards.
+"""The latent cache: VAE posterior parameters and the text conditioning computed once, stored in safetensors shards.
 
 This is the one place where data meets frozen model parts, and it meets them only as functions handed in
 (:class:`Encoders`): nothing here imports model code. ``audioldm-lora cache`` builds the functions from the model and
 calls :func:`build_latent_cache`; the data module trains from
 :class:`datamodules.latent_cache_reader.LatentCacheDataset`.
 
+The text side stores whatever fields the backbone's conditioning is made of (:class:`TextLayout`: AudioLDM's one
+``text_embeds`` vector, or variable-length streams with their masks, each row kept at its own length); the index
+records the layout and the backbone kind, so a cache for another backbone is refused before training.
+
 Keys make staleness impossible to miss: a latent is keyed by the audio's content hash, the crop offset, every
-preprocessing setting and the VAE's weight fingerprint; a text embedding by the caption and the text encoder's
-fingerprint. Changing any of them is a cache miss. The index also records each audio file's size and mtime (so
+preprocessing setting and the VAE's weight fingerprint; a text entry by the caption, the text encoder's fingerprint
+and the layout. Changing any of them is a cache miss. The index also records each audio file's size and mtime (so
 training notices an edited file without re-hashing) and the source's identity and split settings.
 
 What the cache gives up: training crops come from ``crops_per_file`` fixed, evenly spaced crops per file (one of
@@ -68,17 +72,53 @@ def preprocessing_settings(duration: float, crops_per_file: int) -> dict[str, An
 
 
 @dataclass(frozen=True)
+class TextLayout:
+    """The fields a cache stores per caption, and which of them are variable-length streams with their masks.
+
+    A stream field holds ``[B, L, D]`` with its mask ``[B, L]``; each row is stored at its own length (the mask's
+    last token) and padded back to the batch's longest row when read (``LatentCacheDataset.collate``).
+    """
+
+    fields: tuple[str, ...] = ("text_embeds",)
+    streams: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, model: dict[str, Any]) -> "TextLayout":
+        """The layout an index's ``model`` records (caches written before layouts: AudioLDM's ``text_embeds``)."""
+        return cls(tuple(model.get("text_fields") or ("text_embeds",)), dict(model.get("text_streams") or {}))
+
+    def record(self) -> dict[str, Any]:
+        """What the index's ``model`` records."""
+        return {"text_fields": list(self.fields), "text_streams": dict(self.streams)}
+
+    def row(self, tensors: dict[str, torch.Tensor], index: int) -> tuple[torch.Tensor, ...]:
+        """Row ``index`` of each field, streams and masks cut to the row's own length."""
+        values = {name: tensors[name][index] for name in self.fields}
+        for stream, mask in self.streams.items():
+            present = values[mask].nonzero()
+            length = int(present.max()) + 1 if present.numel() else 0
+            values[stream], values[mask] = values[stream][:length], values[mask][:length]
+        return tuple(values[name] for name in self.fields)
+
+
+@dataclass(frozen=True)
 class Encoders:
     """The frozen model parts the cache needs, as functions (so that data code never imports the model).
 
     ``encode_audio``: log-mel ``[B, frames, 64]`` -> (posterior mean, posterior log-variance) ``[B, C, h, w]``,
-    unscaled. ``encode_text``: captions -> L2-normalised embeddings ``[B, D]``. ``model``: the model's identity,
-    with ``audio_id`` and ``text_id`` weight fingerprints (see :func:`fingerprint_module`).
+    unscaled. ``encode_text``: captions -> the layout's fields (``[B, ...]`` each). ``model``: the model's identity,
+    with ``audio_id`` and ``text_id`` weight fingerprints (see :func:`fingerprint_module`), the backbone kind and
+    the text layout (:meth:`TextLayout.record`).
     """
 
     encode_audio: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
-    encode_text: Callable[[list[str]], torch.Tensor]
+    encode_text: Callable[[list[str]], dict[str, torch.Tensor]]
     model: dict[str, Any]
+
+    @property
+    def layout(self) -> TextLayout:
+        """The text fields this model's conditioning is stored as."""
+        return TextLayout.of(self.model)
 
 
 def fingerprint_module(module: torch.nn.Module) -> str:
@@ -145,11 +185,24 @@ class _ShardWriter:
             return
         name = f"{self.prefix}-{self._next:06d}.safetensors"
         self._next += 1
-        stacked = {n: torch.stack([row[i] for row in self._tensors]).contiguous() for i, n in enumerate(self.names)}
+        stacked = {n: _stacked([row[i] for row in self._tensors]) for i, n in enumerate(self.names)}
         atomic_write_bytes(self.directory / name, save(stacked, metadata={"keys": json.dumps(self._keys)}))
         for row, key in enumerate(self._keys):
             self.refs[key] = [name, row]
         self._keys, self._tensors = [], []
+
+
+def _stacked(rows: list[torch.Tensor]) -> torch.Tensor:
+    """Rows stacked; rows of a variable-length stream (or its mask) padded with zeros to the longest first."""
+    longest = max(row.shape[0] for row in rows) if rows and rows[0].dim() else 0
+    return torch.stack([_padded_row(row, longest) for row in rows]).contiguous()
+
+
+def _padded_row(row: torch.Tensor, length: int) -> torch.Tensor:
+    """``row`` [L, ...] with zeros appended to ``length`` (a 0-d or full-length row as it is)."""
+    if row.dim() == 0 or row.shape[0] >= length:
+        return row
+    return torch.cat([row, row.new_zeros((length - row.shape[0], *row.shape[1:]))])
 
 
 @dataclass
@@ -217,7 +270,8 @@ def build_latent_cache(
     old = load_cache_index(directory) or {}
     old_latents, old_texts, old_files = old.get("latents", {}), old.get("texts", {}), old.get("files", {})
     latent_writer = _ShardWriter(directory, "latents", ("latent_mean", "latent_logvar"), rows_per_shard)
-    text_writer = _ShardWriter(directory, "texts", ("text_embeds",), rows_per_shard)
+    layout = encoders.layout
+    text_writer = _ShardWriter(directory, "texts", layout.fields, rows_per_shard)
     report = CacheReport()
     latents: dict[str, Any] = {}
     texts: dict[str, Any] = {}
@@ -235,9 +289,12 @@ def build_latent_cache(
 
     def flush_text() -> None:
         if text_queue:
-            embeds = encoders.encode_text([caption for _, caption in text_queue])
+            fields = encoders.encode_text([caption for _, caption in text_queue])
+            missing = [name for name in layout.fields if name not in fields]
+            if missing:
+                raise ValueError(f"The text encoder gave {sorted(fields)}, not the layout's fields {missing}.")
             for row, (key, _) in enumerate(text_queue):
-                text_writer.add(key, (embeds[row],))
+                text_writer.add(key, layout.row(fields, row))
             text_queue.clear()
 
     for record in _reporting(records, progress):
@@ -280,7 +337,7 @@ def build_latent_cache(
             bad = error.item if isinstance(error, BadItemError) else BadItem(item.path, Reason.UNREADABLE, str(error))
             report.bad.append(bad)
             continue
-        text = _key("text", item.caption, encoders.model.get("text_id"))
+        text = _key("text", item.caption, encoders.model.get("text_id"), layout.record())
         if text not in texts:
             if text in old_texts and (directory / old_texts[text][0]).is_file():
                 texts[text] = old_texts[text]

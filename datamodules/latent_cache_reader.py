@@ -11,10 +11,10 @@ from typing import Any
 
 import torch
 from safetensors import safe_open
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 
 from datamodules.errors import DataSourceError
-from datamodules.latent_cache import file_stat, preprocessing_settings
+from datamodules.latent_cache import TextLayout, file_stat, preprocessing_settings
 from datamodules.ordering import SampleKey, crop_generator, key_index
 
 
@@ -42,15 +42,17 @@ def check_cache(index: dict[str, Any] | None, directory: str | Path, duration: f
 
 
 class LatentCacheDataset(Dataset):
-    """Cached items of one split: ``{"latent_mean", "latent_logvar", "text_embeds", "caption", "genre", "path",
-    "offset", "skipped"}`` (the module's latent-cache batch contract). Training draws one of the file's cached
-    crops at random; evaluation always takes the first (the segment start)."""
+    """Cached items of one split: ``{"latent_mean", "latent_logvar", <the layout's text fields>, "caption", "genre",
+    "path", "offset", "skipped"}`` (the module's latent-cache batch contract; AudioLDM's text field is
+    ``text_embeds``). Training draws one of the file's cached crops at random; evaluation always takes the first (the
+    segment start). Batch them with :meth:`collate`, which pads variable-length streams."""
 
     def __init__(self, directory: str | Path, index: dict[str, Any], split: str, random_crop: bool) -> None:
         self.directory = Path(directory)
         self.entries = index["items"][split]
         self.latents = index["latents"]
         self.texts = index["texts"]
+        self.layout = TextLayout.of(index["model"])
         self.random_crop = random_crop
         self._handles: dict[str, Any] = {}
 
@@ -84,14 +86,28 @@ class LatentCacheDataset(Dataset):
         else:
             crop = crops[0]
         mean, logvar = self._rows(self.latents[crop["latent"]], ("latent_mean", "latent_logvar"))
-        (text,) = self._rows(self.texts[entry["text"]], ("text_embeds",))
+        text = self._rows(self.texts[entry["text"]], self.layout.fields)
+        stored = dict(zip(self.layout.fields, text))
+        # A shard pads its rows to its longest; each row is served at its own length (its mask's last token).
+        rows = self.layout.row({name: value[None] for name, value in stored.items()}, 0)
         return {
             "latent_mean": mean,
             "latent_logvar": logvar,
-            "text_embeds": text,
+            **dict(zip(self.layout.fields, rows)),
             "caption": entry["caption"],
             "genre": entry["genre"],
             "path": entry["path"],
             "offset": crop["offset"],
             "skipped": 0,
         }
+
+    def collate(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        """``default_collate`` after padding each stream field and its mask with zeros to the batch's longest row."""
+        for stream, mask in self.layout.streams.items():
+            longest = max(item[stream].shape[0] for item in items)
+            for item in items:
+                missing = longest - item[stream].shape[0]
+                if missing:
+                    item[stream] = torch.cat([item[stream], item[stream].new_zeros((missing, *item[stream].shape[1:]))])
+                    item[mask] = torch.cat([item[mask], item[mask].new_zeros((missing,))])
+        return default_collate(items)

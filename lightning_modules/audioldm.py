@@ -121,6 +121,7 @@ class AudioLDMBackbone(Backbone):
     kind: ClassVar[str] = "audioldm"
     pipeline_class: ClassVar[str] = "AudioLDMPipeline"
     conditioning_sites: ClassVar[tuple[str, ...]] = ("text_encoder",)
+    cache_fields: ClassVar[tuple[str, ...]] = ("text_embeds",)
 
     # ------------------------------------------------------------------------------------------------ loading
     @classmethod

@@ -136,6 +136,9 @@ class Backbone(ABC):
     conditioning_sites: ClassVar[tuple[str, ...]] = ()
     """Adapter sites that compute the conditioning (the text encoder): adapting one makes the conditioning, and the
     unconditional input, a function of the adapter, so neither may be cached or taken from a latent cache."""
+    cache_fields: ClassVar[tuple[str, ...]]
+    """The text fields a latent cache stores per caption (:meth:`conditioning_for_cache`); by default the
+    conditioning's keys."""
     stream_masks: ClassVar[dict[str, str]] = {}
     """The conditioning's variable-length streams, stream key -> mask key (see :data:`Conditioning`); AudioLDM has
     none (its one ``class_labels`` tensor has a fixed shape)."""
@@ -201,13 +204,21 @@ class Backbone(ABC):
             raise ValueError(f"{len(negatives)} negative prompts for {batch_size} prompts.")
         return self.encode_prompts(negatives)
 
-    @abstractmethod
-    def conditioning_from_cache(self, batch: dict[str, Any]) -> Conditioning:
-        """The conditioning stored in a latent-cache batch (what :meth:`conditioning_for_cache` wrote)."""
+    def cache_layout(self) -> dict[str, Any]:
+        """What a latent cache of this backbone records and is checked against: the backbone kind, the text fields
+        :meth:`conditioning_for_cache` writes and which of them are streams with masks."""
+        return {"backbone": self.kind, "text_fields": list(self.cache_fields), "text_streams": dict(self.stream_masks)}
 
-    @abstractmethod
+    def conditioning_from_cache(self, batch: dict[str, Any]) -> Conditioning:
+        """The conditioning stored in a latent-cache batch (what :meth:`conditioning_for_cache` wrote): by default
+        the conditioning's own keys, masks back to integers."""
+        masks = set(self.stream_masks.values())
+        return {name: batch[name].long() if name in masks else batch[name].float() for name in self.cache_fields}
+
     def conditioning_for_cache(self, cond: Conditioning) -> dict[str, torch.Tensor]:
-        """The tensors a latent cache stores per caption (field name -> [B, ...], on the CPU)."""
+        """The tensors a latent cache stores per caption (field name -> [B, ...], on the CPU): by default the
+        conditioning as it is, its streams and masks included (:attr:`cache_fields` names them)."""
+        return {name: cond[name].detach().float().cpu() for name in self.cache_fields}
 
     @abstractmethod
     def predict_noise(self, noisy: torch.Tensor, timesteps: torch.Tensor, cond: Conditioning) -> torch.Tensor:

@@ -31,6 +31,7 @@ from lightning_modules.adapter_sites import (
     trainable_counts,
 )
 from lightning_modules.backbone import Backbone, Conditioning, load_backbone, select_conditioning
+from lightning_modules.cache_fit import check_cache_fits
 from lightning_modules.diffusion_loss import DiffusionObjective
 from lightning_modules.lr_schedule import deferred_schedule
 from lightning_modules.prior_preservation import PriorSet, PriorTarget, check_prior_settings
@@ -201,11 +202,8 @@ class AudioLDMLoRA(PriorPreservationSteps, TrainableStateCheckpointing):
 
     def on_fit_start(self) -> None:
         cached = getattr(self.trainer.datamodule, "latent_cache_model", None)
-        if cached and cached.get("name") != self.hparams.pretrained_model:
-            raise ValueError(
-                f"The latent cache was built with {cached.get('name')}, but the model is "
-                f"{self.hparams.pretrained_model}; rebuild it with `audioldm-lora cache --config ...`."
-            )
+        if cached:
+            check_cache_fits(cached, self.backbone, self.hparams.pretrained_model)
         trainable, total = self.trainable_parameter_count()
         sites = "; ".join(
             f"{site}: rank {config.rank}, alpha {config.alpha}, "

@@ -33,7 +33,8 @@ class FakeEncoders:
         return F.normalize(torch.tensor([[float(len(c)), float(sum(map(ord, c)) % 97), 1.0] for c in captions]), dim=-1)
 
     def encoders(self) -> Encoders:
-        return Encoders(self.audio, self.text, {"name": "fake", "audio_id": f"a-{self.model_id}", "text_id": f"t-{self.model_id}"})
+        return Encoders(self.audio, lambda captions: {"text_embeds": self.text(captions)},
+                        {"name": "fake", "audio_id": f"a-{self.model_id}", "text_id": f"t-{self.model_id}"})
 
 
 def build(dm: GenreAudioDataModule, cache: Path, fake: FakeEncoders) -> CacheReport:
