@@ -122,6 +122,8 @@ class AudioLDMBackbone(Backbone):
     pipeline_class: ClassVar[str] = "AudioLDMPipeline"
     conditioning_sites: ClassVar[tuple[str, ...]] = ("text_encoder",)
     cache_fields: ClassVar[tuple[str, ...]] = ("text_embeds",)
+    unet_class: ClassVar[type] = UNet2DConditionModel
+    """The diffusers class the ``unet`` folder loads as (a family member with another UNet names its own)."""
 
     # ------------------------------------------------------------------------------------------------ loading
     @classmethod
@@ -137,7 +139,7 @@ class AudioLDMBackbone(Backbone):
                 source, subfolder="text_encoder", revision=revision
             ),
             "tokenizer": lambda: RobertaTokenizerFast.from_pretrained(source, subfolder="tokenizer", revision=revision),
-            "unet": lambda: UNet2DConditionModel.from_pretrained(source, subfolder="unet", revision=revision),
+            "unet": lambda: cls.unet_class.from_pretrained(source, subfolder="unet", revision=revision),
             "vocoder": lambda: vocoder.from_pretrained(source, subfolder="vocoder", revision=revision),
             "scheduler": lambda: DDIMScheduler.from_pretrained(source, subfolder="scheduler", revision=revision),
         }
