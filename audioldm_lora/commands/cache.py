@@ -1,5 +1,6 @@
-"""``audioldm-lora cache --config X.yaml``: run the frozen VAE encoder and CLAP text encoder once over the data and
-store posterior parameters and text embeddings in a latent cache (safetensors shards).
+"""``audioldm-lora cache --config X.yaml``: run the frozen VAE encoder and text conditioning once over the data and
+store posterior parameters and the backbone's text fields (AudioLDM: CLAP text embeddings) in a latent cache
+(safetensors shards).
 
 It reads the same YAML as ``lightning fit`` (``model.init_args.pretrained_model``, ``data.init_args.*``). Train from
 the cache with ``data.init_args.latent_cache: DIR``; the VAE encoder and the text encoder then never run.

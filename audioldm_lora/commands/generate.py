@@ -1,4 +1,5 @@
-"""``audioldm-lora generate``: text to 16 kHz wav files with the base AudioLDM and any mix of LoRA adapters.
+"""``audioldm-lora generate``: text to 16 kHz wav files with a base model of the AudioLDM family and any mix of LoRA
+adapters.
 
     audioldm-lora generate --base ID|DIR --adapter PATH[=WEIGHT] ... (--prompt TEXT ... | --prompts FILE)
         [--seed S] [--per-prompt K] [--steps N] [--guidance W] [--duration SEC] [--batch-size B] --out DIR

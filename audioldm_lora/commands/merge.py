@@ -1,9 +1,10 @@
-"""``audioldm-lora merge``: fuse LoRA adapters into the UNet and write a complete diffusers AudioLDM folder.
+"""``audioldm-lora merge``: fuse LoRA adapters into every site they adapt and write a complete diffusers folder.
 
     audioldm-lora merge --base ID|DIR --adapter PATH[=WEIGHT] ... --out DIR
         [--model-card] [--metrics FILE] [--license L] [--push-to-hub REPO_ID]
 
-The result loads with plain diffusers, no project code and no peft: ``AudioLDMPipeline.from_pretrained(DIR)``.
+The result loads with plain diffusers, no project code and no peft: ``<Pipeline>.from_pretrained(DIR)`` with the
+base's pipeline class (``AudioLDMPipeline`` for AudioLDM; ``model_index.json`` names it).
 Several adapters are fused at their weights (as ``set_adapters`` mixes them). ``merge_info.json`` records the base
 and the adapters; ``--model-card`` adds a README.md. The folder is written beside ``--out`` and renamed into place
 at the end, so a failure leaves no partial model. Progress over the stages (load, fuse, write, upload) goes to
