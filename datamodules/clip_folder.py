@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from datamodules.atomic_files import atomic_write_json
+from datamodules.json_files import read_json_object
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg")
 PATH_KEYS = ("path", "file", "filename", "stem", "name", "clip")
@@ -69,13 +70,7 @@ def read_sidecar(audio_path: str | Path) -> dict[str, Any] | None:
     sidecar = Path(audio_path).with_suffix(".json")
     if not sidecar.is_file():
         return None
-    try:
-        data = json.loads(sidecar.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ClipFolderError(f"{sidecar}: sidecar is not valid JSON ({error}).") from error
-    if not isinstance(data, dict):
-        raise ClipFolderError(f"{sidecar}: sidecar must be a JSON object with a 'prompt' key.")
-    return data
+    return read_json_object(sidecar, ClipFolderError, "a clip's sidecar is a JSON object with a 'prompt' key.")
 
 
 def match_stem(value: str, stems: list[str] | dict[str, Any]) -> str | None:

@@ -6,7 +6,6 @@ loaded or an output folder is touched. Loading into a model is :mod:`lightning_m
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass, field, replace
@@ -14,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from safetensors import safe_open
+
+from datamodules.json_files import read_json_object
 
 # The adapter folder's files (this module imports neither torch nor peft, so that tools check them quickly). Each
 # adapted site of the backbone is stored in one of two formats (docs/adapters.md):
@@ -188,16 +189,8 @@ def read_adapter_info(spec: AdapterSpec) -> dict[str, Any]:
     path = spec.directory / ADAPTER_INFO
     if not path.is_file():
         return {}
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise AdapterError(
-            f"Adapter {spec.name!r}: {path} is not valid JSON ({error}). Restore it from the run or delete it "
-            "(the weights load without it)."
-        ) from error
-    if not isinstance(info, dict):
-        raise AdapterError(f"Adapter {spec.name!r}: {path} must hold a JSON object, not {type(info).__name__}.")
-    return info
+    return read_json_object(path, AdapterError, f"restore adapter {spec.name!r}'s info from the run or delete it (the "
+                            "weights load without it).")
 
 
 def _lora_shapes(spec: AdapterSpec, path: Path, prefix: str = "") -> dict[str, tuple[int, ...]]:
@@ -231,11 +224,8 @@ def _peft_site(spec: AdapterSpec, folder: Path) -> SiteFile:
             f"Adapter {spec.name!r}: {folder} lacks {', '.join(missing)} (peft's save_pretrained writes both); "
             "export the adapter again."
         )
-    try:
-        config = json.loads((folder / PEFT_CONFIG).read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise AdapterError(f"Adapter {spec.name!r}: {folder / PEFT_CONFIG} is not valid JSON ({error}).") from error
-    if not isinstance(config, dict) or config.get("peft_type") != "LORA":
+    config = read_json_object(folder / PEFT_CONFIG, AdapterError, f"export adapter {spec.name!r} again.")
+    if config.get("peft_type") != "LORA":
         raise AdapterError(f"Adapter {spec.name!r}: {folder / PEFT_CONFIG} is not a peft LoRA config.")
     return SiteFile(folder.name, PEFT_FORMAT, folder, _lora_shapes(spec, folder / PEFT_WEIGHTS, PEFT_KEY_PREFIX))
 

@@ -24,7 +24,6 @@ and device or dtype moves of the LightningModule move the backbone's modules too
 from __future__ import annotations
 
 import importlib
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
@@ -36,6 +35,7 @@ from diffusers import SchedulerMixin
 from diffusers.loaders.peft import PeftAdapterMixin
 from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 
+from datamodules.json_files import read_json_object
 from lightning_modules.adapter_files import DIFFUSERS_FORMAT, PEFT_FORMAT, ROOT_SITE
 from lightning_modules.quiet_loading import quiet_weight_loading
 
@@ -310,13 +310,7 @@ def _read_model_index(path: Path) -> dict[str, Any]:
     Raises:
         ModelLoadError: the file is not a JSON object.
     """
-    try:
-        index = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ModelLoadError(f"{path} is not valid JSON ({error}); restore it from the model's repository.") from error
-    if not isinstance(index, dict):
-        raise ModelLoadError(f"{path} must hold a JSON object; restore it from the model's repository.")
-    return index
+    return read_json_object(path, ModelLoadError, "restore it from the model's repository.")
 
 
 def _hub_model_index(repo_id: str, revision: str | None) -> dict[str, Any]:

@@ -30,7 +30,7 @@ def test_sidecars_round_trip(tmp_path: Path) -> None:
     write_sidecar(wav, {"prompt": "boom bap", "seed": 7, "steps": 3})
     assert read_sidecar(wav) == {"prompt": "boom bap", "seed": 7, "steps": 3}
     wav.with_suffix(".json").write_text("[1, 2]")
-    with pytest.raises(ClipFolderError, match="must be a JSON object"):
+    with pytest.raises(ClipFolderError, match="must hold a JSON object, not list"):
         read_sidecar(wav)
 
 
