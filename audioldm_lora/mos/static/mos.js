@@ -242,6 +242,14 @@
       bar.value = done;
       text.textContent = "Page " + (state.position + 1) + " of " + state.plan.length + " \u00b7 " + done + " done";
     }
+    // play() returns a promise that rejects with AbortError when the clip is removed before it starts (the listener
+    // moved on to the next page): that is the listener's choice, not an error; any other rejection still surfaces.
+    function playQuietlyIfInterrupted(audio) {
+      var started = audio.play();
+      if (started && started.catch) {
+        started.catch(function (error) { if (!error || error.name !== "AbortError") { throw error; } });
+      }
+    }
     var enablers = [];
     function played(clip) { return !T.require_play || !!state.plays[key(entry.trial, clip)]; }
     var letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
@@ -250,7 +258,7 @@
       var card = el("section", { class: "clip", "data-clip": clip, "data-index": index }, [
         el("h2", { text: entry.kind === "ab" ? "Clip " + letters[index] : "Clip " + (index + 1) }),
         el("div", { class: "row" }, [
-          el("button", { class: "secondary play", type: "button", text: "\u25b6 Play", onclick: function () { audio.currentTime = 0; audio.play(); } })
+          el("button", { class: "secondary play", type: "button", text: "\u25b6 Play", onclick: function () { audio.currentTime = 0; playQuietlyIfInterrupted(audio); } })
         ]),
         audio
       ]);
