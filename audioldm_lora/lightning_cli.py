@@ -15,6 +15,7 @@ full message and traceback.
 from __future__ import annotations
 
 import importlib
+import os
 import re
 import sys
 from pathlib import Path
@@ -43,6 +44,25 @@ _NOISE = re.compile(
 
 class RunConfigurationError(ValueError):
     """A setting of a fit/validate/test/predict run is wrong (a constructor refused it); the message names it."""
+
+
+def check_output_folder(folder: str, setting: str) -> None:
+    """Refuse, before any model loads, an output folder that cannot be created: a file stands where it or one of
+    its parents should be, or the nearest existing parent is not writable.
+
+    Raises:
+        RunConfigurationError: naming the setting, the folder and what is in the way.
+    """
+    target = Path(folder).expanduser().absolute()
+    existing = target
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise RunConfigurationError(f"{setting}: {target} cannot be created, {existing} is a file; choose another "
+                                    "folder.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise RunConfigurationError(f"{setting}: {target} cannot be written ({existing} is not writable); choose a "
+                                    "folder you can write.")
 
 
 def concise_message(message: str) -> str:
@@ -117,6 +137,14 @@ class AudioLDMLoRACLI(LightningCLI):
             config["weights_only"] = True
         if self.subcommand and "ckpt_path" in config:
             config["ckpt_path"] = checked_ckpt_path(str(self.subcommand), config["ckpt_path"])
+        trainer = config.get("trainer") or {}
+        logger = trainer.get("logger")
+        folders = {"trainer.default_root_dir": trainer.get("default_root_dir")}
+        if logger is not None and not isinstance(logger, bool) and hasattr(logger, "get"):
+            folders["trainer.logger.init_args.save_dir"] = (logger.get("init_args") or {}).get("save_dir")
+        for setting, folder in folders.items():
+            if folder:
+                check_output_folder(str(folder), setting)
 
     def _parse_ckpt_path(self) -> None:
         """Keep the settings the user gave. Lightning 2.6's LightningCLI replaces the model's settings with those

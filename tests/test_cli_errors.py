@@ -169,3 +169,20 @@ def test_a_bug_in_a_constructor_keeps_its_traceback(monkeypatch, tiny_model_dir:
     while cause.__cause__ is not None:
         cause = cause.__cause__
     assert isinstance(cause, KeyError) and "a bug, not a setting" in str(cause)
+
+
+def test_an_output_folder_that_cannot_be_created_is_refused_before_the_model_loads(
+    capsys, monkeypatch, tiny_model_dir: Path, synthetic_root: Path, tmp_path: Path
+) -> None:
+    from lightning_modules.module import AudioLDMLoRA
+
+    def never(*args, **kwargs):
+        raise AssertionError("the base model was loaded before the output folder was checked")
+
+    monkeypatch.setattr(AudioLDMLoRA, "load_backbone", classmethod(never))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    code, err = run(capsys, tiny_args("fit", tiny_model_dir, synthetic_root, blocker / "runs",
+                                      "--model.class_path=lightning_modules.AudioLDMLoRA"))
+    assert code == 2 and f"trainer.default_root_dir: {blocker / 'runs'} cannot be created, {blocker} is a file" in err
+    assert_concise(err)
