@@ -37,6 +37,11 @@ _CORPUS_WORDS = (
 ).split()
 
 
+def caption_corpus() -> list[str]:
+    """The lines every tiny tokenizer is trained on: each rotation of the caption words."""
+    return [" ".join(_CORPUS_WORDS[i:] + _CORPUS_WORDS[:i]) for i in range(len(_CORPUS_WORDS))]
+
+
 def build_tokenizer(vocab_size: int = 400) -> RobertaTokenizerFast:
     """Train a byte-level BPE RoBERTa-style tokenizer locally (no hub), deterministic for a fixed corpus."""
     tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
@@ -48,8 +53,7 @@ def build_tokenizer(vocab_size: int = 400) -> RobertaTokenizerFast:
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    lines = [" ".join(_CORPUS_WORDS[i:] + _CORPUS_WORDS[:i]) for i in range(len(_CORPUS_WORDS))]
-    tokenizer.train_from_iterator(lines, trainer=trainer)
+    tokenizer.train_from_iterator(caption_corpus(), trainer=trainer)
     tokenizer.post_processor = processors.RobertaProcessing(
         ("</s>", tokenizer.token_to_id("</s>")), ("<s>", tokenizer.token_to_id("<s>"))
     )
