@@ -6,9 +6,10 @@ callbacks, torch).
 Errors read like the tools' own: ``audioldm-lora fit: error: <what is wrong and what to do>``, exit status 2, no
 traceback and no page of usage, for the errors a user fixes (the one registry,
 :func:`audioldm_lora.tool_convention.user_errors`); any other exception is a bug and keeps its traceback. The data
-module is built before the model, so a wrong data path is reported before a base model is loaded (or downloaded). jsonargparse reports a misspelt key or a constructor's error inside a union error
-with every argument of the class ("Does not validate against any of the Union subtypes ... Given value:
-Namespace(...)"); the lines that say what is wrong are kept, the rest dropped. ``AUDIOLDM_LORA_DEBUG=1`` shows the
+module is built before the model, so a wrong data path is reported before a base model is loaded (or downloaded).
+jsonargparse reports a misspelt key or a constructor's error inside a union error with every argument of the class
+("Does not validate against any of the Union subtypes ... Given value: Namespace(...)"); the lines that say what is
+wrong are kept, the rest dropped. ``AUDIOLDM_LORA_DEBUG=1`` shows the
 full message and traceback.
 """
 

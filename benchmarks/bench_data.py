@@ -192,7 +192,8 @@ def bench_training(name: str, model_dir: str, parts_factory: Callable[[], Any] |
 
     parts = parts_factory() if parts_factory else load_backbone(model_dir)
     with mock.patch("lightning_modules.module.load_backbone", return_value=parts):
-        module = AudioLDMLoRA(pretrained_model=model_dir, adapters={"unet": {"targets": "paper", "rank": 2, "alpha": 4.0}})
+        module = AudioLDMLoRA(pretrained_model=model_dir,
+                              adapters={"unet": {"targets": "paper", "rank": 2, "alpha": 4.0}})
     data = {"root": str(root), "duration": duration, "batch_size": 2, "val_fraction": 0.0, "num_workers": 0,
             "cache_crops_per_file": crops}
     plain = GenreAudioDataModule(**data)

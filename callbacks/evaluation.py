@@ -132,8 +132,8 @@ class GenreEvaluation(Callback):
         splits = getattr(trainer.datamodule, "splits", None) or {}
         items = splits.get(split) or []
         if not items:
-            raise SettingError(f"GenreEvaluation has no reference clips: set `reference_dir`, or give the data module a "
-                             f"non-empty {split} split.")
+            raise SettingError(f"GenreEvaluation has no reference clips: set `reference_dir`, or give the data module "
+                               f"a non-empty {split} split.")
         # A dataset's items (Hugging Face rows) hold their audio as bytes: read them through the data source.
         source = getattr(trainer.datamodule, "source", None)
         read = source.read if isinstance(source, IndexedSource) else None

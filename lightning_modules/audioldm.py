@@ -38,8 +38,8 @@ UNET_PRESETS: dict[str, tuple[str, ...]] = {
     "attention": ("to_q", "to_k", "to_v", "to_out.0"),
     "attention_proj": ("to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out"),
     # The text enters the UNet only through ``class_embedding`` (concatenated with the timestep embedding, which each
-    # resnet reads through ``time_emb_proj``; docs/model-facts.md). Adapting that path too lets the adapter act per prompt, so a new genre can
-    # be added while other prompts keep their output.
+    # resnet reads through ``time_emb_proj``; docs/model-facts.md). Adapting that path too lets the adapter act per
+    # prompt, so a new genre can be added while other prompts keep their output.
     "attention_conditioning": ("to_q", "to_k", "to_v", "to_out.0", "time_emb_proj", "class_embedding"),
 }
 

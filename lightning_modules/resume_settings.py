@@ -18,7 +18,8 @@ from typing import Any
 
 # Settings that decide what is trained: a resume under another value is refused.
 MODEL_IDENTITY = (
-    "pretrained_model", "revision", "adapters", "caption_dropout", "snr_gamma", "noise_offset", "frozen_dtype", "prior_prompts",
+    "pretrained_model", "revision", "adapters", "caption_dropout", "snr_gamma", "noise_offset", "frozen_dtype",
+    "prior_prompts",
     "prior_samples_per_prompt", "prior_loss_weight", "prior_seed", "prior_guidance_scale", "prior_target",
 )
 DATA_IDENTITY = (

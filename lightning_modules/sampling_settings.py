@@ -31,7 +31,9 @@ class SamplingSettings:
         if not math.isfinite(self.guidance_scale):
             raise SettingError(f"guidance_scale must be a finite number, got {self.guidance_scale}.")
         if self.scheduler not in SCHEDULER_NAMES:
-            raise SettingError(f"Unknown sampler scheduler {self.scheduler!r}; choose one of {sorted(SCHEDULER_NAMES)}.")
+            raise SettingError(
+                f"Unknown sampler scheduler {self.scheduler!r}; choose one of {sorted(SCHEDULER_NAMES)}."
+            )
 
     def with_overrides(self, **overrides: object) -> "SamplingSettings":
         """A copy with every override that is not ``None``."""

@@ -101,8 +101,8 @@ def test_a_site_in_peft_format_exports_reloads_mixes_and_fuses(tiny_model_dir: P
     torch.testing.assert_close(prediction(halves), expected, atol=1e-5, rtol=1e-4)
     fused = tmp_path / "fused-unet"
     halves.unet.save_pretrained(fused)
-    torch.testing.assert_close(prediction(dataclasses.replace(halves, unet=UNet2DConditionModel.from_pretrained(fused))),
-                               expected, atol=1e-5, rtol=1e-4)
+    reloaded = dataclasses.replace(halves, unet=UNet2DConditionModel.from_pretrained(fused))
+    torch.testing.assert_close(prediction(reloaded), expected, atol=1e-5, rtol=1e-4)
 
     # The backbone that keeps its UNet in diffusers' format refuses the folder, naming it.
     with pytest.raises(AdapterError, match=r"its unet site is stored in peft's format .*peft-unet/unet.*audioldm "

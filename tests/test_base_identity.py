@@ -31,8 +31,8 @@ def other_tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def trained_adapter(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An adapter whose adapter_info.json is what training writes (AudioLDMLoRA.adapter_info), base given relative."""
     root = tmp_path_factory.mktemp("trained")
-    module = AudioLDMLoRA(pretrained_model=str(tiny_model_dir), adapters={"unet": {"targets": "attention"}}, frozen_dtype="bfloat16",
-                          sample_duration=0.64)
+    module = AudioLDMLoRA(pretrained_model=str(tiny_model_dir), adapters={"unet": {"targets": "attention"}},
+                          frozen_dtype="bfloat16", sample_duration=0.64)
     return module.save_adapter(root / "adapter", step=3)
 
 
