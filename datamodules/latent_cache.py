@@ -31,6 +31,7 @@ from typing import Any, Union
 
 import torch
 from safetensors.torch import save
+from torch.nn.utils.rnn import pad_sequence
 
 from datamodules.atomic_files import atomic_write_bytes, atomic_write_json
 from datamodules.audio import AudioSource, audio_info
@@ -194,15 +195,7 @@ class _ShardWriter:
 
 def _stacked(rows: list[torch.Tensor]) -> torch.Tensor:
     """Rows stacked; rows of a variable-length stream (or its mask) padded with zeros to the longest first."""
-    longest = max(row.shape[0] for row in rows) if rows and rows[0].dim() else 0
-    return torch.stack([_padded_row(row, longest) for row in rows]).contiguous()
-
-
-def _padded_row(row: torch.Tensor, length: int) -> torch.Tensor:
-    """``row`` [L, ...] with zeros appended to ``length`` (a 0-d or full-length row as it is)."""
-    if row.dim() == 0 or row.shape[0] >= length:
-        return row
-    return torch.cat([row, row.new_zeros((length - row.shape[0], *row.shape[1:]))])
+    return pad_sequence(rows, batch_first=True).contiguous()
 
 
 @dataclass

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 from safetensors import safe_open
+from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import Dataset, default_collate
 
 from datamodules.errors import DataSourceError
@@ -102,12 +103,8 @@ class LatentCacheDataset(Dataset):
         }
 
     def collate(self, items: list[dict[str, Any]]) -> dict[str, Any]:
-        """``default_collate`` after padding each stream field and its mask with zeros to the batch's longest row."""
-        for stream, mask in self.layout.streams.items():
-            longest = max(item[stream].shape[0] for item in items)
-            for item in items:
-                missing = longest - item[stream].shape[0]
-                if missing:
-                    item[stream] = torch.cat([item[stream], item[stream].new_zeros((missing, *item[stream].shape[1:]))])
-                    item[mask] = torch.cat([item[mask], item[mask].new_zeros((missing,))])
-        return default_collate(items)
+        """``default_collate``, with each stream field and its mask padded with zeros to the batch's longest row."""
+        padded = [name for pair in self.layout.streams.items() for name in pair]
+        batch = default_collate([{k: v for k, v in item.items() if k not in padded} for item in items])
+        batch.update({name: pad_sequence([item[name] for item in items], batch_first=True) for name in padded})
+        return batch
