@@ -105,7 +105,7 @@ def build_tiny_audioldm2(out_dir: str | Path, seed: int = 0, overwrite: bool = F
         "projection_model": lambda: AudioLDM2ProjectionModel(
             text_encoder_dim=TEXT_PROJECTION_DIM, text_encoder_1_dim=T5_WIDTH, langauge_model_dim=GPT2_WIDTH),
         "language_model": lambda: GPT2LMHeadModel(GPT2Config(
-            n_embd=GPT2_WIDTH, n_layer=1, n_head=2, n_positions=64, vocab_size=16, bos_token_id=0, eos_token_id=0,
+            n_embd=GPT2_WIDTH, n_layer=1, n_head=2, n_positions=256, vocab_size=16, bos_token_id=0, eos_token_id=0,
             max_new_tokens=MAX_NEW_TOKENS)),
         "vae": build_vae,
         "unet": build_unet_audioldm2,

@@ -11,19 +11,19 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-import diffusers
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL, DDIMScheduler, SchedulerMixin, UNet2DConditionModel
 from transformers import ClapTextModelWithProjection, PreTrainedTokenizerBase, RobertaTokenizerFast, SpeechT5HifiGan
 
 from datamodules.latent_cache import fingerprint_module
-from lightning_modules.backbone import Backbone, Conditioning, ModelLoadError
+from lightning_modules.backbone import Backbone, Conditioning
+from lightning_modules.components import check_component_folders, load_components, write_components
+from lightning_modules.mel_geometry import MelVocoderGeometry
 
 COMPONENTS = ("vae", "text_encoder", "tokenizer", "unet", "vocoder", "scheduler")
 
@@ -66,16 +66,6 @@ def vocoder_class(index: dict[str, Any]) -> type:
     return SpeechT5HifiGan
 
 
-def _check_local_directory(path: Path) -> None:
-    missing = [name for name in COMPONENTS if not (path / name).is_dir()]
-    if missing:
-        raise ModelLoadError(
-            f"Base model directory {path} lacks the component folder(s) {', '.join(missing)}. An AudioLDM directory "
-            f"holds {', '.join(COMPONENTS)} (as AudioLDMPipeline.save_pretrained writes them). Point "
-            "`model.pretrained_model` at a complete directory or at a hub id such as cvssp/audioldm-s-full-v2."
-        )
-
-
 def tokenize(tokenizer: PreTrainedTokenizerBase, prompts: list[str]) -> dict[str, torch.Tensor]:
     """Tokenise padding only to the longest prompt.
 
@@ -107,7 +97,7 @@ def encode_text(
 
 
 @dataclass
-class AudioLDMBackbone(Backbone):
+class AudioLDMBackbone(MelVocoderGeometry, Backbone):
     """The parts of an AudioLDM checkpoint, as diffusers' AudioLDMPipeline holds them, behind the backbone seam."""
 
     vae: AutoencoderKL
@@ -131,29 +121,21 @@ class AudioLDMBackbone(Backbone):
              index: dict[str, Any] | None = None) -> "AudioLDMBackbone":
         """Load the six components (see :func:`lightning_modules.backbone.load_backbone`)."""
         if local is not None:
-            _check_local_directory(local)
+            check_component_folders(local, COMPONENTS, cls.pipeline_class, "cvssp/audioldm-s-full-v2")
         vocoder = vocoder_class(index or {})
         loaders = {
-            "vae": lambda: AutoencoderKL.from_pretrained(source, subfolder="vae", revision=revision),
-            "text_encoder": lambda: ClapTextModelWithProjection.from_pretrained(
-                source, subfolder="text_encoder", revision=revision
+            "vae": lambda src, rev: AutoencoderKL.from_pretrained(src, subfolder="vae", revision=rev),
+            "text_encoder": lambda src, rev: ClapTextModelWithProjection.from_pretrained(
+                src, subfolder="text_encoder", revision=rev
             ),
-            "tokenizer": lambda: RobertaTokenizerFast.from_pretrained(source, subfolder="tokenizer", revision=revision),
-            "unet": lambda: cls.unet_class.from_pretrained(source, subfolder="unet", revision=revision),
-            "vocoder": lambda: vocoder.from_pretrained(source, subfolder="vocoder", revision=revision),
-            "scheduler": lambda: DDIMScheduler.from_pretrained(source, subfolder="scheduler", revision=revision),
+            "tokenizer": lambda src, rev: RobertaTokenizerFast.from_pretrained(
+                src, subfolder="tokenizer", revision=rev
+            ),
+            "unet": lambda src, rev: cls.unet_class.from_pretrained(src, subfolder="unet", revision=rev),
+            "vocoder": lambda src, rev: vocoder.from_pretrained(src, subfolder="vocoder", revision=rev),
+            "scheduler": lambda src, rev: DDIMScheduler.from_pretrained(src, subfolder="scheduler", revision=rev),
         }
-        parts = {}
-        for name, load in loaders.items():
-            try:
-                parts[name] = load()
-            except Exception as error:  # hub and file errors come in many types; each is re-raised with context
-                raise ModelLoadError(
-                    f"Cannot load the {name} of {source!r}: {error}. For a hub id, check the name and the network "
-                    "(or set HF_HUB_OFFLINE=1 with the model already in the cache); for a directory, check "
-                    f"{name}/ holds its config and weights."
-                ) from error
-        return cls(**parts)
+        return cls(**load_components(source, revision, loaders, cls.pipeline_class))
 
     def named_modules(self) -> dict[str, torch.nn.Module]:
         return {"vae": self.vae, "text_encoder": self.text_encoder, "unet": self.unet, "vocoder": self.vocoder}
@@ -177,21 +159,10 @@ class AudioLDMBackbone(Backbone):
             "scaling_factor": self.scaling_factor,
         }
 
-    def model_index(self) -> dict[str, object]:
-        """``model_index.json``: for each component, the library and class that ``from_pretrained`` instantiates."""
-        index: dict[str, object] = {"_class_name": self.pipeline_class, "_diffusers_version": diffusers.__version__}
-        for name in COMPONENTS:
-            component = type(getattr(self, name))
-            index[name] = [component.__module__.split(".")[0], component.__name__]
-        return index
-
     def save_pretrained(self, directory: Path) -> None:
         """Save every component as ``AudioLDMPipeline.save_pretrained`` lays them out (the pipeline class is
         deprecated in diffusers, so the project writes the layout itself)."""
-        directory = Path(directory)
-        for name in COMPONENTS:
-            getattr(self, name).save_pretrained(directory / name)
-        (directory / "model_index.json").write_text(json.dumps(self.model_index(), indent=2) + "\n")
+        write_components(Path(directory), self.pipeline_class, {name: getattr(self, name) for name in COMPONENTS})
 
     # ------------------------------------------------------------------------------------------- conditioning
     def encode_prompts(self, prompts: list[str]) -> Conditioning:
@@ -211,67 +182,3 @@ class AudioLDMBackbone(Backbone):
         return self.unet(
             noisy.to(dtype), timesteps, encoder_hidden_states=None, class_labels=cond["class_labels"].to(dtype)
         ).sample
-
-    # ------------------------------------------------------------------------------------------------ geometry
-    @property
-    def sampling_rate(self) -> int:
-        return int(self.vocoder.config.sampling_rate)
-
-    @property
-    def seconds_per_frame(self) -> float:
-        """Mel hop in seconds, as the pipeline derives it: ``prod(upsample_rates) / sampling_rate``."""
-        return math.prod(self.vocoder.config.upsample_rates) / self.sampling_rate
-
-    def mel_frames(self, duration: float) -> int:
-        frames = int(duration / self.seconds_per_frame)
-        return int(math.ceil(frames / self.vae_scale_factor)) * self.vae_scale_factor
-
-    def latent_shape(self, batch_size: int, duration: float) -> tuple[int, int, int, int]:
-        factor = self.vae_scale_factor
-        return (
-            batch_size,
-            int(self.unet.config.in_channels),
-            self.mel_frames(duration) // factor,
-            int(self.vocoder.config.model_in_dim) // factor,
-        )
-
-    def _produced_samples(self, duration: float) -> int:
-        """Samples the decoder returns for ``duration`` before the cut (the pipeline's frame rounding)."""
-        hop = round(self.seconds_per_frame * self.sampling_rate)
-        return self.mel_frames(duration) * hop
-
-    def _is_exact(self, duration: float) -> bool:
-        return int(duration * self.sampling_rate) <= self._produced_samples(duration)
-
-    def check_duration(self, duration: float) -> None:
-        """Durations must be finite and at least one VAE latent row (``vae_scale_factor`` mel frames: 40 ms for
-        every AudioLDM). AudioLDMPipeline also floors ``duration / hop`` to whole frames, so some durations (4.01 s,
-        2.01 s, 0.29 s ...) would silently come out a few milliseconds short; they are refused with the nearest
-        exact ones."""
-        min_duration = self.seconds_per_frame * self.vae_scale_factor
-        if not math.isfinite(duration) or duration <= 0:
-            raise ValueError(f"duration must be a positive number of seconds, got {duration}.")
-        if duration < min_duration:
-            raise ValueError(f"duration {duration} s is shorter than the model's minimum of {min_duration} s.")
-        wanted = int(duration * self.sampling_rate)
-        produced = self._produced_samples(duration)
-        if wanted > produced:
-            below = produced / self.sampling_rate
-            while below > min_duration and not self._is_exact(below):
-                below -= min_duration
-            above = produced / self.sampling_rate + min_duration
-            while not self._is_exact(above):
-                above += min_duration
-            raise ValueError(
-                f"duration {duration} s cannot be produced exactly: the model generates whole latent rows of "
-                f"{self.vae_scale_factor} mel frames and the frame count is rounded down, which gives "
-                f"{produced} of the {wanted} samples asked for. Use {below:g} s or {above:g} s."
-            )
-
-    # --------------------------------------------------------------------------------------------------- audio
-    @torch.no_grad()
-    def decode(self, latents: torch.Tensor, num_samples: int) -> torch.Tensor:
-        """Latents -> log-mel (VAE) -> waveform (vocoder), cut to ``num_samples``; float32 [B, samples]."""
-        mel = self.vae.decode(latents.to(self.vae.dtype) / self.scaling_factor).sample
-        waveform = self.vocoder(mel.squeeze(1).to(self.vocoder.dtype))
-        return waveform.float()[:, :num_samples]
