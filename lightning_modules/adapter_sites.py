@@ -294,6 +294,8 @@ def write_adapter_folder(sites: dict[str, tuple[torch.nn.Module, str]], director
 
 
 def save_adapters(backbone: Backbone, directory: str | Path, info: dict[str, Any]) -> Path:
-    """Write every adapted site of ``backbone`` in its format, plus ``info`` (:func:`write_adapter_folder`)."""
+    """Write every adapted site of ``backbone`` in its format, plus ``info`` with the backbone and pipeline the
+    adapter is for (:func:`write_adapter_folder`)."""
     sites = {name: (module, backbone.adapter_format(name)) for name, module in adapted_sites(backbone).items()}
+    info = {**info, "backbone": backbone.kind, "pipeline": backbone.pipeline_class}
     return write_adapter_folder(sites, directory, info)

@@ -14,7 +14,8 @@ A backbone owns a loaded checkpoint's components and answers the questions the r
   presets (:meth:`Backbone.lora_presets`).
 
 The LightningModule, the sampler, the latent cache, the callbacks and the tools call only this interface; AudioLDM
-v1 (:class:`lightning_modules.audioldm.AudioLDMBackbone`) is the first implementation.
+v1 (:class:`lightning_modules.audioldm.AudioLDMBackbone`) and AudioLDM2
+(:class:`lightning_modules.audioldm2.AudioLDM2Backbone`) implement it.
 
 A backbone is a plain object holding references to ``torch.nn.Module``s, not a module itself: the LightningModule
 registers the same modules under their own names (``unet``, ``vae``, ...), so checkpoint keys stay what they were
@@ -286,6 +287,7 @@ class Backbone(ABC):
 
 BACKBONES: dict[str, str] = {
     "AudioLDMPipeline": "lightning_modules.audioldm.AudioLDMBackbone",
+    "AudioLDM2Pipeline": "lightning_modules.audioldm2.AudioLDM2Backbone",
 }
 """Pipeline class name (``model_index.json``'s ``_class_name``) -> backbone class, imported when chosen."""
 DEFAULT_PIPELINE = "AudioLDMPipeline"

@@ -351,8 +351,6 @@ class AudioLDMLoRA(PriorPreservationSteps, TrainableStateCheckpointing):
         unet = sites.get(UNET_SITE, {})
         info = {
             **base_reference(self.hparams.pretrained_model, self.hparams.revision, self.base_fingerprint),
-            "backbone": self.backbone.kind,
-            "pipeline": self.backbone.pipeline_class,
             **{key: value for key, value in unet.items()
                if key not in ("targets", "trainable_parameters", "format", "label")},
             "sites": sites,

@@ -47,9 +47,15 @@ def site_adapter(
 ) -> Path:
     """An adapter for the tiny model with a UNet site, a text-encoder site or both (N(0, 0.3) weights from ``seed``),
     written by the training export path (``save_adapters``)."""
+    return sites_adapter(model_dir, out, seed, {"unet": unet_targets, "text_encoder": text_encoder_targets})
+
+
+def sites_adapter(model_dir: Path, out: Path, seed: int, targets: dict[str, str | None]) -> Path:
+    """An adapter for any backbone with the given sites' targets (site -> preset or None), rank 2, N(0, 0.3) weights
+    from ``seed``, written by the training export path (``save_adapters``)."""
     backbone = load_backbone(str(model_dir))
-    configs = {"unet": AdapterSettings(unet_targets, rank=2, alpha=4.0),
-               "text_encoder": AdapterSettings(text_encoder_targets, rank=2, alpha=8.0)}
+    configs = {site: AdapterSettings(site_targets, rank=2, alpha=4.0 if site == "unet" else 8.0)
+               for site, site_targets in targets.items()}
     configs = {site: config for site, config in configs.items() if config.enabled}
     lora_configs = attach_adapters(backbone, configs)
     generator = torch.Generator().manual_seed(seed)

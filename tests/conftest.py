@@ -34,6 +34,14 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_audioldm2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny AudioLDM2 in diffusers layout (seed 0)."""
+    from audioldm_demo.tiny_audioldm2 import build_tiny_audioldm2
+
+    return build_tiny_audioldm2(tmp_path_factory.mktemp("models") / "tiny-audioldm2", seed=0)
+
+
+@pytest.fixture(scope="session")
 def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three synthetic genres, five 2-second clips each (per genre: 3 train, 1 val, 1 test file with the default
     fractions)."""

@@ -95,7 +95,7 @@ def test_the_pipeline_class_picks_the_backbone(tiny_model_dir: Path, tmp_path: P
     index = json.loads((other / "model_index.json").read_text())
     (other / "model_index.json").write_text(json.dumps({**index, "_class_name": "MusicLDMPipeline"}))
     with pytest.raises(ModelLoadError, match=r"a MusicLDMPipeline \(its model_index.json\), which audioldm-lora does not "
-                                             r"support; supported pipelines: \['AudioLDMPipeline'"):
+                                             r"support; supported pipelines: \['AudioLDM2Pipeline', 'AudioLDMPipeline'\]"):
         load_backbone(str(other))
     (other / "model_index.json").write_text("{broken")
     with pytest.raises(ModelLoadError, match="model_index.json is not valid JSON"):

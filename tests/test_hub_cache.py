@@ -95,7 +95,7 @@ def test_a_hub_id_is_dispatched_by_its_model_index(tiny_model_dir: Path, tmp_pat
     offline_with_cache(monkeypatch, tmp_path / "hub")
     hub_cache_with(other, "someone/not-audio", tmp_path / "hub")
     with pytest.raises(ModelLoadError, match=r"a StableDiffusionPipeline \(its model_index.json\), which audioldm-lora "
-                                             r"does not support; supported pipelines: \['AudioLDMPipeline'"):
+                                             r"does not support; supported pipelines: \['AudioLDM2Pipeline', 'AudioLDMPipeline'\]"):
         load_backbone("someone/not-audio")
     with pytest.raises(ModelLoadError, match="revision v9"):
         load_backbone("someone/not-audio", revision="v9")

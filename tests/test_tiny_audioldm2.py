@@ -11,13 +11,14 @@ from diffusers import AudioLDM2Pipeline
 
 from audioldm_demo.commands.build_tiny import main as build_tiny
 from audioldm_demo.tiny_audioldm2 import GPT2_WIDTH, MAX_NEW_TOKENS, T5_WIDTH
-from lightning_modules.backbone import ModelLoadError, load_backbone
+from lightning_modules.backbone import load_backbone
 
 PROMPTS = ["gugak music", "a slow techno loop with bright synth and warm bass"]
 
 
 @pytest.fixture(scope="module")
 def tiny_audioldm2(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Built by the command users run."""
     directory = tmp_path_factory.mktemp("models") / "tiny-audioldm2"
     assert build_tiny(["--model", "audioldm2", str(directory)]) == 0
     return directory
@@ -62,7 +63,7 @@ def test_its_parts_run_the_conditioning_chain_into_both_streams(tiny_audioldm2: 
     assert widths == {GPT2_WIDTH, T5_WIDTH, 64}  # the GPT2 stream, the T5 stream, self-attention (64 channels)
 
 
-def test_the_framework_names_it_until_its_backbone_lands(tiny_audioldm2: Path) -> None:
-    with pytest.raises(ModelLoadError, match=r"a AudioLDM2Pipeline \(its model_index.json\), which audioldm-lora "
-                                             r"does not support"):
-        load_backbone(str(tiny_audioldm2))
+def test_the_framework_loads_it_as_audioldm2(tiny_audioldm2: Path) -> None:
+    backbone = load_backbone(str(tiny_audioldm2))
+    assert backbone.kind == "audioldm2" and type(backbone.language_model).__name__ == "GPT2Model"
+    assert backbone.latent_shape(1, 0.64) == (1, 8, 16, 16)
