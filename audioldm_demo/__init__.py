@@ -3,7 +3,8 @@
 Nothing here is needed to fine-tune a real AudioLDM: it builds what the offline world lacks (no weights, no data).
 
 - :mod:`audioldm_demo.tiny`: a tiny random AudioLDM (real geometry, random weights) that proves the plumbing runs;
-  :class:`audioldm_demo.models.TinyAudioLDMLoRA` builds it on first use (``configs/tiny.yaml``).
+  :class:`audioldm_demo.models.TinyAudioLDMLoRA` builds it on first use (``configs/tiny.yaml``);
+  :mod:`audioldm_demo.tiny_audioldm2` and ``TinyAudioLDM2LoRA`` the same for AudioLDM2 (``configs/tiny_audioldm2.yaml``).
 - :mod:`audioldm_demo.synthetic`: procedural genre audio; :class:`audioldm_demo.data.SyntheticGenreDataModule`
   writes it into its own cache folder on first use (``configs/tiny.yaml``, ``configs/demo.yaml``).
 - :mod:`audioldm_demo.toy_base`, :mod:`audioldm_demo.toy_training`, :mod:`audioldm_demo.toy_eval`,
@@ -21,6 +22,7 @@ from datamodules.lazy_exports import lazy_exports
 
 _LAZY = {
     "TinyAudioLDMLoRA": "audioldm_demo.models",
+    "TinyAudioLDM2LoRA": "audioldm_demo.models",
     "SyntheticGenreDataModule": "audioldm_demo.data",
     "GriffinLimVocoder": "audioldm_demo.griffin_lim_vocoder",
 }

@@ -24,6 +24,7 @@ from transformers import (
 )
 
 from datamodules.atomic_files import staged_directory
+from lightning_modules.quiet_loading import quiet_weight_loading
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +191,7 @@ def build_tiny_audioldm(out_dir: str | Path, seed: int = 0, overwrite: bool = Fa
     out_dir = Path(out_dir).expanduser()
     if out_dir.exists() and not overwrite:
         raise FileExistsError(f"{out_dir} already exists; pass overwrite=True (--overwrite) to rebuild it.")
-    with staged_directory(out_dir, mode="folder", overwrite=overwrite) as staging:
+    with staged_directory(out_dir, mode="folder", overwrite=overwrite) as staging, quiet_weight_loading():
         tokenizer = build_tokenizer()
         tokenizer.save_pretrained(staging / "tokenizer")
         builders = {

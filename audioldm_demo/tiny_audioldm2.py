@@ -41,6 +41,7 @@ from audioldm_demo.tiny import (
     caption_corpus,
 )
 from datamodules.atomic_files import staged_directory
+from lightning_modules.quiet_loading import quiet_weight_loading
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ def build_tiny_audioldm2(out_dir: str | Path, seed: int = 0, overwrite: bool = F
         parts[name] = build()
     pipeline = AudioLDM2Pipeline(tokenizer=tokenizer, tokenizer_2=tokenizer_2, feature_extractor=ClapFeatureExtractor(),
                                  scheduler=build_scheduler(), **parts)
-    with staged_directory(out_dir, mode="folder", overwrite=overwrite) as staging:
+    with staged_directory(out_dir, mode="folder", overwrite=overwrite) as staging, quiet_weight_loading():
         pipeline.save_pretrained(staging)
     log.info("Built tiny AudioLDM2 in %s", out_dir)
     return out_dir

@@ -216,6 +216,19 @@ def trainable_counts(backbone: Backbone) -> dict[str, int]:
     return {name: sum(p.numel() for p in lora_parameters(module)) for name, module in adapted_sites(backbone).items()}
 
 
+def trainable_by_group(backbone: Backbone, site: str) -> dict[str, int]:
+    """Trainable LoRA parameters of an adapted ``site`` per layer group (:meth:`Backbone.layer_group`: for AudioLDM2's
+    UNet, which stream each attention reads); empty when the backbone does not group the site's layers."""
+    counts: dict[str, int] = {}
+    for name, layer in adapted_sites(backbone)[site].named_modules():
+        if isinstance(layer, LoraLayer):
+            group = backbone.layer_group(site, name)
+            if group is None:
+                return {}
+            counts[group] = counts.get(group, 0) + sum(p.numel() for p in layer.parameters() if p.requires_grad)
+    return counts
+
+
 def site_layers(backbone: Backbone) -> Iterator[tuple[str, LoraLayer]]:
     """(name, LoRA layer) of every adapted layer; names of sites other than the UNet are prefixed ``site/``."""
     for site, module in adapted_sites(backbone).items():
@@ -256,16 +269,18 @@ def describe_sites(backbone: Backbone, settings: Mapping[str, AdapterSettings],
     """``adapter_info.json``'s ``sites``: per adapted site its settings, target modules, trainable parameters, the
     format it is stored in and its label (what model cards read)."""
     counts = trainable_counts(backbone)
-    return {
-        site: {
+    described = {}
+    for site, config in settings.items():
+        described[site] = {
             **config.describe(),
             "target_modules": sorted(lora_configs[site].target_modules),
             "trainable_parameters": counts.get(site, 0),
             "format": backbone.adapter_format(site),
             "label": backbone.site_label(site),
         }
-        for site, config in settings.items()
-    }
+        if groups := trainable_by_group(backbone, site):
+            described[site]["trainable_by_group"] = groups
+    return described
 
 
 def write_adapter_folder(sites: dict[str, tuple[torch.nn.Module, str]], directory: str | Path,

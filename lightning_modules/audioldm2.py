@@ -40,7 +40,7 @@ from transformers import (
 
 from datamodules.latent_cache import fingerprint_module
 from lightning_modules.audioldm import tokenize, vocoder_class
-from lightning_modules.audioldm2_presets import TEXT_ENCODER_2_PRESETS, unet_presets
+from lightning_modules.audioldm2_presets import STREAM_LABELS, TEXT_ENCODER_2_PRESETS, cross_attention_streams, unet_presets
 from lightning_modules.backbone import Backbone, Conditioning
 from lightning_modules.components import check_component_folders, load_components, write_components
 from lightning_modules.mel_geometry import MelVocoderGeometry
@@ -100,6 +100,7 @@ class AudioLDM2Backbone(MelVocoderGeometry, Backbone):
     feature_extractor: ClapFeatureExtractor
     channels_last: bool = False
     _truncation_warned: set[str] = field(default_factory=set, repr=False)
+    _streams: dict[str, str] | None = field(default=None, repr=False)
 
     kind: ClassVar[str] = "audioldm2"
     pipeline_class: ClassVar[str] = "AudioLDM2Pipeline"
@@ -152,6 +153,17 @@ class AudioLDM2Backbone(MelVocoderGeometry, Backbone):
 
     def site_label(self, site: str) -> str:
         return SITE_LABELS[site]
+
+    def layer_group(self, site: str, layer_name: str) -> str | None:
+        """A UNet layer's part: cross-attention to the GPT2 or the T5 stream, self-attention, or another layer."""
+        if site != "unet":
+            return None
+        if self._streams is None:
+            self._streams = cross_attention_streams(self.unet, self.gpt2_width, self.t5_width)
+        attention, found, _ = layer_name.partition(".attn2.")
+        if found:
+            return STREAM_LABELS[self._streams.get(attention + ".attn2", "self")]
+        return STREAM_LABELS["self"] if ".attn1." in layer_name else "other layers"
 
     @property
     def gpt2_width(self) -> int:

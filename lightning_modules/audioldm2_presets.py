@@ -15,6 +15,8 @@ from diffusers.models.attention_processor import Attention
 
 PROJECTIONS = ("to_q", "to_k", "to_v", "to_out.0")
 SELF, GPT2, T5 = "self", "gpt2", "t5"
+STREAM_LABELS = {SELF: "self-attention", GPT2: "cross-attention to the GPT2 stream",
+                 T5: "cross-attention to the T5 stream"}
 
 TEXT_ENCODER_2_PRESETS: dict[str, tuple[str, ...]] = {
     # The T5 encoder's self-attention query and value projections (``encoder.block.N.layer.0.SelfAttention.q``),

@@ -181,6 +181,11 @@ class Backbone(ABC):
         """The site as people call it (model cards, messages); by default the module's class name."""
         return type(self.adapter_sites()[site]).__name__
 
+    def layer_group(self, site: str, layer_name: str) -> str | None:
+        """What the layer ``layer_name`` of ``site`` does, for the trainable-parameter report (AudioLDM2: which
+        stream an attention layer reads); ``None`` when the backbone does not group its layers."""
+        return None
+
     @abstractmethod
     def lora_presets(self, site: str) -> dict[str, tuple[str, ...]]:
         """LoRA target presets of ``site``: preset name -> module-name suffixes peft matches."""

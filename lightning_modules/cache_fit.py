@@ -24,10 +24,12 @@ def check_cache_fits(cached: dict[str, Any], backbone: Backbone, pretrained_mode
     Raises:
         DataSourceError: naming what differs and how to rebuild the cache.
     """
-    if cached.get("name") != pretrained_model:
-        raise DataSourceError(f"The latent cache was built with {cached.get('name')}, but the model is "
-                              f"{pretrained_model}; {REBUILD}.")
     recorded = {key: cached.get(key, default) for key, default in LEGACY_LAYOUT.items()}
+    if cached.get("name") != pretrained_model:
+        other_kind = recorded["backbone"] != backbone.kind
+        kinds = (f" ({recorded['backbone']})", f" ({backbone.kind})") if other_kind else ("", "")
+        raise DataSourceError(f"The latent cache was built with {cached.get('name')}{kinds[0]}, but the model is "
+                              f"{pretrained_model}{kinds[1]}; {REBUILD}.")
     expected = backbone.cache_layout()
     differing = [key for key in expected if recorded[key] != expected[key]]
     if differing:

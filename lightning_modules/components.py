@@ -17,6 +17,7 @@ from typing import Any
 import diffusers
 
 from lightning_modules.backbone import ModelLoadError
+from lightning_modules.quiet_loading import quiet_weight_loading
 
 Loader = Callable[[str, str | None], Any]
 """``(source, revision) -> component``."""
@@ -66,9 +67,11 @@ def write_components(directory: Path, pipeline: str, parts: Mapping[str, Any],
     ``GPT2LMHeadModel``, the class AudioLDM2Pipeline generates with; docs/model-facts.md, 'AudioLDM2 LoRA').
     """
     directory = Path(directory)
+    with quiet_weight_loading():
+        for name, part in parts.items():
+            part.save_pretrained(directory / name)
     index: dict[str, object] = {"_class_name": pipeline, "_diffusers_version": diffusers.__version__}
     for name, part in parts.items():
-        part.save_pretrained(directory / name)
         kind = type(part)
         index[name] = list((declared or {}).get(name, (kind.__module__.split(".")[0], kind.__name__)))
     (directory / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")

@@ -28,6 +28,7 @@ from lightning_modules.adapter_sites import (
     save_adapters,
     set_lora_dropout_mode,
     site_settings,
+    trainable_by_group,
     trainable_counts,
 )
 from lightning_modules.backbone import Backbone, Conditioning, load_backbone, select_conditioning
@@ -205,15 +206,24 @@ class AudioLDMLoRA(PriorPreservationSteps, TrainableStateCheckpointing):
         if cached:
             check_cache_fits(cached, self.backbone, self.hparams.pretrained_model)
         trainable, total = self.trainable_parameter_count()
-        sites = "; ".join(
-            f"{site}: rank {config.rank}, alpha {config.alpha}, "
-            f"targets {sorted(self.lora_configs[site].target_modules)}"
-            for site, config in self.site_settings.items()
-        )
         rank_zero_info(f"LoRA: {trainable:,} trainable parameters of {total:,} ({100.0 * trainable / total:.4f}%); "
-                       f"{sites}")
+                       + "; ".join(self._site_report(site) for site in self.site_settings))
         for logger in self.loggers:
             logger.log_hyperparams({"lora/trainable_params": trainable, "lora/trainable_fraction": trainable / total})
+
+    def _site_report(self, site: str) -> str:
+        """One site in the trainable-parameter report: settings, targets (a preset by name), parameters per group."""
+        config, targets = self.site_settings[site], sorted(self.lora_configs[site].target_modules)
+        if not isinstance(config.targets, str):
+            shown = str(targets)
+        elif len(targets) <= 6:
+            shown = f"{config.targets} {targets}"
+        else:
+            shown = f"{config.targets} ({len(targets)} modules)"
+        groups = trainable_by_group(self.backbone, site)
+        parts = ", ".join(f"{group} {count:,}" for group, count in groups.items())
+        return (f"{site}: rank {config.rank}, alpha {config.alpha}, targets {shown}"
+                + (f"; {parts}" if parts else ""))
 
     # ------------------------------------------------------------------------------------------- conditioning
     def encode_prompts(self, prompts: list[str]) -> Conditioning:

@@ -1,7 +1,8 @@
 """Load weights without messages that say nothing to the user.
 
-- transformers 5 draws a "Loading weights" bar for every component it loads, even from a local folder in
-  milliseconds: every tool and run printed two of them, which users learn to ignore. Downloads keep
+- transformers 5 draws a "Loading weights" bar for every component it loads, and a "Writing model shards" bar for
+  every one it saves, even from and to a local folder in milliseconds: every tool and run printed several, which
+  users learn to ignore. Downloads keep
   huggingface_hub's own progress bars (they measure something). transformers offers ``logging.set_tqdm_hook`` for
   exactly this; older versions have neither the hook nor the bar.
 - diffusers passes huggingface_hub's deprecated ``local_dir_use_symlinks`` on every config it fetches by hub id,
@@ -15,19 +16,19 @@ import warnings
 from contextlib import contextmanager
 from typing import Any
 
-LOADING_BAR = "Loading weights"
+SILENCED_BARS = ("Loading weights", "Writing model shards")
 
 
 def _without_loading_bar(factory: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """transformers' tqdm hook: the loading bar disabled, every other bar as transformers makes it."""
-    if kwargs.get("desc") == LOADING_BAR:
+    """transformers' tqdm hook: the loading and writing bars disabled, every other bar as transformers makes it."""
+    if kwargs.get("desc") in SILENCED_BARS:
         kwargs = {**kwargs, "disable": True}
     return factory(*args, **kwargs)
 
 
 @contextmanager
 def quiet_weight_loading() -> Iterator[None]:
-    """Inside the block, no "Loading weights" bar and no ``local_dir_use_symlinks`` warning (any tqdm hook set
+    """Inside the block, no "Loading weights" or "Writing model shards" bar and no ``local_dir_use_symlinks`` warning (any tqdm hook set
     before is restored after)."""
     from transformers.utils import logging as transformers_logging
 

@@ -36,7 +36,7 @@ def config_with_reference_dir(reference_dir: Path, out: Path) -> Path:
 
 def last_checkpoint(run_dir: Path) -> Path:
     """The run's ``last.ckpt``."""
-    (path,) = run_dir.glob("tiny/version_*/checkpoints/last.ckpt")
+    (path,) = run_dir.glob("*/version_*/checkpoints/last.ckpt")
     return path
 
 

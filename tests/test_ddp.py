@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_helpers import tiny_args
+from tests.cli_helpers import CONFIG, tiny_args
 
 REPO = Path(__file__).resolve().parents[1]
+AUDIOLDM2_CONFIG = str(REPO / "configs" / "tiny_audioldm2.yaml")
 
 
 @pytest.mark.slow
@@ -39,25 +40,30 @@ def test_ddp_fit_on_two_cpu_processes(tiny_model_dir: Path, synthetic_root: Path
 
 
 @pytest.mark.slow
-def test_ddp_fit_trains_and_exports_the_text_encoder_site(tiny_model_dir: Path, synthetic_root: Path,
-                                                           tmp_path: Path) -> None:
-    """Both sites under DDP on 2 CPU processes: the text-encoder LoRA gets gradients through the embedding on each
-    rank (DDP fails on a trainable parameter without one), trains, and rank zero exports it in peft's format."""
+@pytest.mark.parametrize(("backbone", "text_site"), [("audioldm", "text_encoder"), ("audioldm2", "text_encoder_2")])
+def test_ddp_fit_trains_and_exports_the_text_encoder_site(tiny_model_dir: Path, tiny_audioldm2_dir: Path,
+                                                           synthetic_root: Path, tmp_path: Path, backbone: str,
+                                                           text_site: str) -> None:
+    """Both sites under DDP on 2 CPU processes, with each backbone's shipped tiny recipe: the text-encoder LoRA (CLAP
+    for AudioLDM, T5 for AudioLDM2) gets gradients through the conditioning on each rank (DDP fails on a trainable
+    parameter without one), trains, and rank zero exports it in peft's format."""
     from safetensors.torch import load_file
 
-    args = tiny_args("fit", tiny_model_dir, synthetic_root, tmp_path / "run",
+    model, config = (tiny_model_dir, CONFIG) if backbone == "audioldm" else (tiny_audioldm2_dir, AUDIOLDM2_CONFIG)
+    args = tiny_args("fit", model, synthetic_root, tmp_path / "run",
                      "--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp",
                      "--trainer.max_steps=2", "--trainer.val_check_interval=null", "--trainer.check_val_every_n_epoch=1",
                      "--data.init_args.batch_size=2", "--adapter_export.every_n_steps=0",
-                     "--model.init_args.adapters.text_encoder.targets=WqWv", "--model.init_args.adapters.text_encoder.rank=2")
+                     f"--model.init_args.adapters.{text_site}.targets=WqWv",
+                     f"--model.init_args.adapters.{text_site}.rank=2", config=config)
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     result = subprocess.run([sys.executable, "-m", "audioldm_lora", *args], cwd=REPO, env=env,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    final = next((tmp_path / "run").glob("tiny/version_*")) / "adapters" / "final"
+    final = next((tmp_path / "run").glob("*/version_*")) / "adapters" / "final"
     info = json.loads((final / "adapter_info.json").read_text())
-    assert set(info["sites"]) == {"unet", "text_encoder"}
-    weights = load_file(final / "text_encoder" / "adapter_model.safetensors")
+    assert set(info["sites"]) == {"unet", text_site} and info["backbone"] == backbone
+    weights = load_file(final / text_site / "adapter_model.safetensors")
     lora_b = [tensor for name, tensor in weights.items() if "lora_B" in name]
     assert lora_b and all(tensor.abs().max() > 0 for tensor in lora_b)  # B starts at zero: it trained
 
