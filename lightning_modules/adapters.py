@@ -6,7 +6,8 @@ diffusers' adapter methods through ``load_lora_adapter``, every other site throu
 (:mod:`lightning_modules.peft_files`). Mixing and fusing act on peft's layers and so serve every site alike. This is
 the one path by which ``generate``, ``merge``, the evaluation tools and the demo put adapters on a backbone.
 
-Before anything is loaded, every adapter is checked against the backbone: a site the backbone does not have, a site
+Before anything is loaded, every adapter is checked against the backbone: an adapter recorded for another backbone
+(AudioLDM2's given to AudioLDM, or the reverse), a site the backbone does not have, a site
 stored in another format than the backbone's, or tensor shapes that differ from the site's layers fail with a
 message naming the adapter, its folder and the backbone, instead of peft's page of ``size mismatch`` lines (or, for
 unknown layer names, a warning and an adapter that silently does nothing). Nothing is dropped without a word.
@@ -60,6 +61,16 @@ def check_sites_exist(backbone: Backbone, adapter: AdapterFile) -> None:
     Raises:
         AdapterError: naming the adapter, the site's folder, the backbone and its sites.
     """
+    recorded = adapter.info.get("backbone")
+    if recorded and recorded != backbone.kind:
+        pipeline = adapter.info.get("pipeline") or "its pipeline"
+        trained_on = adapter.info.get("base_model")
+        raise AdapterError(
+            f"Adapter {adapter.spec.name!r} ({adapter.spec.directory}) was trained for the {recorded} backbone "
+            f"({pipeline}, adapter_info.json), but the base model is {backbone.kind} ({backbone.pipeline_class}). "
+            f"Use a {pipeline} base (--base)" + (f", e.g. the one it was trained on: {trained_on}." if trained_on
+                                                 else ".")
+        )
     sites = backbone.adapter_sites()
     for site in adapter.sites.values():
         if site.site not in sites:

@@ -249,14 +249,33 @@ def _sites(info: dict[str, Any]) -> dict[str, dict[str, str]]:
 
 
 def _usage(base: str, where: str, prompt: str, pipeline: str, sites: dict[str, dict[str, str]]) -> list[str]:
-    """Plain diffusers (+ peft for sites in peft's format) code that loads the adapter's sites and generates."""
-    lines = ["```python", f"from diffusers import {pipeline}"]
-    lines += ["from peft import PeftModel"] if any(s["format"] == PEFT_FORMAT for s in sites.values()) else []
+    """Plain diffusers (+ peft for sites in peft's format) code that loads the adapter's sites and generates.
+
+    A UNet in peft's format (AudioLDM2's, which has no diffusers LoRA loader) gets peft's injection and state-dict
+    loading (docs/adapters.md) from the folder's files (downloaded first when the adapter lives on the Hub): the UNet
+    stays the pipeline's own diffusers model (``save_pretrained``, offloading and compiling keep working), where
+    ``PeftModel`` would replace it with a wrapper."""
+    injected = [site for site, record in sites.items() if record["format"] == PEFT_FORMAT and site == ROOT_SITE]
+    wrapped = [site for site, record in sites.items() if record["format"] == PEFT_FORMAT and site != ROOT_SITE]
+    names = sorted({*(["LoraConfig", "inject_adapter_in_model", "set_peft_model_state_dict"] if injected else []),
+                    *(["PeftModel"] if wrapped else [])})
+    lines = ["```python", *(["import json", ""] if injected else []), f"from diffusers import {pipeline}"]
+    lines += [f"from peft import {', '.join(names)}"] if names else []
+    if injected:
+        on_hub = is_hub_id(where)
+        lines += [*(["from huggingface_hub import snapshot_download"] if on_hub else []),
+                  "from safetensors.torch import load_file", "",
+                  f'folder = snapshot_download("{where}")' if on_hub else f'folder = "{where}"']
     lines += [f'pipe = {pipeline}.from_pretrained("{base}")']
     for site, record in sites.items():
         if record["format"] == DIFFUSERS_FORMAT:
             lines += [f'pipe.{site}.load_lora_adapter("{where}", prefix=None, weight_name="{ADAPTER_WEIGHTS}", '
                       "use_safetensors=True)"]
+        elif site in injected:
+            lines += [f'config = json.load(open(f"{{folder}}/{site}/adapter_config.json"))',
+                      "config = {key: value for key, value in config.items() if key in LoraConfig.__dataclass_fields__}",
+                      f"inject_adapter_in_model(LoraConfig(**config), pipe.{site})",
+                      f'set_peft_model_state_dict(pipe.{site}, load_file(f"{{folder}}/{site}/adapter_model.safetensors"))']
         else:
             lines += [f'pipe.{site} = PeftModel.from_pretrained(pipe.{site}, "{where}", subfolder="{site}")']
     return [*lines, f'audio = pipe("{prompt}", num_inference_steps=200, audio_length_in_s=10.24).audios[0]', "```"]
