@@ -156,3 +156,22 @@ def test_adapter_files_load_with_plain_diffusers_and_peft(backbone, tiny_audiold
                           encoder_hidden_states_1=cond[T5_STREAM], encoder_attention_mask_1=cond[T5_MASK]).sample
     assert (expected - base).abs().max() > 1e-3  # the adapter acts
     torch.testing.assert_close(plain, expected, atol=1e-5, rtol=1e-4)
+
+
+def test_a_folder_declaring_gpt2model_loads_and_conditions_the_same(backbone, tiny_audioldm2_dir: Path,
+                                                                     tmp_path: Path) -> None:
+    """The language model as converted checkpoints declare it (GPT2Model, which AudioLDM2Pipeline cannot generate
+    with under transformers 5): the backbone holds the base model either way, and conditions identically."""
+    import shutil
+
+    from transformers import GPT2Model
+
+    folder = tmp_path / "gpt2model"
+    shutil.copytree(tiny_audioldm2_dir, folder)
+    shutil.rmtree(folder / "language_model")
+    GPT2Model.from_pretrained(tiny_audioldm2_dir / "language_model").save_pretrained(folder / "language_model")
+    index = json.loads((folder / "model_index.json").read_text())
+    (folder / "model_index.json").write_text(json.dumps({**index, "language_model": ["transformers", "GPT2Model"]}))
+    other = load_backbone(str(folder))
+    with torch.no_grad():
+        torch.testing.assert_close(other.encode_prompts(PROMPTS), backbone.encode_prompts(PROMPTS), atol=0, rtol=0)

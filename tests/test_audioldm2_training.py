@@ -114,3 +114,18 @@ def test_the_real_recipe_names_its_base_and_loads_it_from_the_hub_cache(
     assert code == 2 and "`hf download cvssp/audioldm2-music`" in capsys.readouterr().err
     offline_with_cache(monkeypatch, hub_cache_with(tiny_audioldm2_dir, "cvssp/audioldm2-music", tmp_path / "hub"))
     assert isinstance(load_backbone("cvssp/audioldm2-music"), AudioLDM2Backbone)
+
+
+def test_bf16_mixed_precision_with_frozen_parts_in_bf16(tiny_audioldm2_dir: Path, synthetic_root: Path,
+                                                          tmp_path: Path) -> None:
+    """The whole chain (CLAP, T5 with its adapter, projection, GPT2, VAE) frozen in bf16 under bf16-mixed: the
+    LoRA weights of both sites stay float32 and train, the loss is finite."""
+    cli = fit(tiny_audioldm2_dir, synthetic_root, tmp_path, 2, "--trainer.precision=bf16-mixed",
+              "--model.init_args.frozen_dtype=bfloat16", "--model.init_args.adapters.text_encoder_2.targets=WqWv",
+              "--trainer.val_check_interval=2", "--adapter_export.every_n_steps=0", *FEW_STEPS, config=CONFIG)
+    backbone = cli.model.backbone
+    assert cli.trainer.global_step == 2 and cli.trainer.callback_metrics["train/loss"].isfinite()
+    assert {backbone.language_model.dtype, backbone.text_encoder.dtype, backbone.vae.dtype} == {torch.bfloat16}
+    trainable = [p for site in ("unet", "text_encoder_2") for p in backbone.adapter_sites()[site].parameters()
+                 if p.requires_grad]
+    assert trainable and all(p.dtype == torch.float32 for p in trainable)

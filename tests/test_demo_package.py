@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from audioldm_demo.data import SyntheticGenreDataModule
-from audioldm_demo.models import TinyAudioLDMLoRA
+from audioldm_demo.models import TinyAudioLDM2LoRA, TinyAudioLDMLoRA
 from datamodules.datamodule import GenreAudioDataModule
 from datamodules.errors import DataSourceError
 from lightning_modules.backbone import ModelLoadError
@@ -61,20 +61,23 @@ def test_the_core_module_refuses_a_missing_model_and_the_demo_builds_it(tmp_path
     assert module.backbone.kind == "audioldm"
     again = TinyAudioLDMLoRA.load_backbone(str(missing), None)  # present now: loaded, not rebuilt
     assert again.identity() == module.backbone.identity()
+    audioldm2 = TinyAudioLDM2LoRA.load_backbone(str(tmp_path / "tiny2"), None)
+    assert audioldm2.kind == "audioldm2" and (tmp_path / "tiny2" / "model_index.json").is_file()
 
 
 def test_shipped_recipes_choose_the_demo_classes() -> None:
     import yaml
 
-    for name in ("tiny", "demo"):
+    for name in ("tiny", "tiny_audioldm2", "demo"):
         config = yaml.safe_load((ROOT / "configs" / f"{name}.yaml").read_text())
         assert config["data"]["class_path"] == "audioldm_demo.SyntheticGenreDataModule", name
-    assert yaml.safe_load((ROOT / "configs" / "tiny.yaml").read_text())["model"]["class_path"] == (
-        "audioldm_demo.TinyAudioLDMLoRA"
-    )
-    genre = yaml.safe_load((ROOT / "configs" / "genre.yaml").read_text())
-    assert genre["model"]["class_path"] == "lightning_modules.AudioLDMLoRA"
-    assert genre["data"]["class_path"] == "datamodules.GenreAudioDataModule"
+    for name, module in (("tiny", "TinyAudioLDMLoRA"), ("tiny_audioldm2", "TinyAudioLDM2LoRA")):
+        config = yaml.safe_load((ROOT / "configs" / f"{name}.yaml").read_text())
+        assert config["model"]["class_path"] == f"audioldm_demo.{module}", name
+    for name in ("genre", "genre_audioldm2"):
+        genre = yaml.safe_load((ROOT / "configs" / f"{name}.yaml").read_text())
+        assert genre["model"]["class_path"] == "lightning_modules.AudioLDMLoRA", name
+        assert genre["data"]["class_path"] == "datamodules.GenreAudioDataModule", name
 
 
 def test_the_toy_table_marks_no_row_that_compared_with_its_own_genre() -> None:
