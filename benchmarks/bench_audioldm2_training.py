@@ -29,7 +29,6 @@ import argparse
 import json
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -41,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.bench_training import PROMPTS, fake_mels  # noqa: E402
-from benchmarks.report import machine, update_section  # noqa: E402
+from benchmarks.report import machine, update_section, variant_results  # noqa: E402
 
 CONFIGS = ROOT.parent / "shared" / "audioldm_configs" / "audioldm2-music"
 CLAP_TOKENIZER = ROOT.parent / "shared" / "audioldm_configs" / "audioldm-s-full-v2" / "tokenizer"
@@ -226,12 +225,8 @@ def main() -> int:
         return 0
     ensure_full_size_model()
     started = machine()
-    results = {}
-    for variant in VARIANTS:
-        out = subprocess.run([sys.executable, __file__, "--variant", variant, "--steps", str(args.steps),
-                              "--duration", str(args.duration), "--batch-size", str(args.batch_size)],
-                             capture_output=True, text=True, check=True)
-        results[variant] = json.loads(out.stdout.strip().splitlines()[-1])
+    results = variant_results(__file__, VARIANTS, "--steps", str(args.steps), "--duration", str(args.duration),
+                              "--batch-size", str(args.batch_size))
     body = table(results, args.batch_size, args.duration)
     print(body)
     if not args.no_doc:

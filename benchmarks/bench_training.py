@@ -24,7 +24,6 @@ import contextlib
 import json
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -36,7 +35,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.report import machine, update_section  # noqa: E402
+from benchmarks.report import machine, update_section, variant_results  # noqa: E402
 
 if TYPE_CHECKING:
     from lightning_modules.module import AudioLDMLoRA
@@ -218,12 +217,8 @@ def main() -> int:
         return 0
     ensure_full_size_model()
     started = machine()
-    results = {}
-    for variant in ("authors", "framework"):
-        out = subprocess.run([sys.executable, __file__, "--variant", variant, "--steps", str(args.steps),
-                              "--duration", str(args.duration), "--batch-size", str(args.batch_size)],
-                             capture_output=True, text=True, check=True)
-        results[variant] = json.loads(out.stdout.strip().splitlines()[-1])
+    results = variant_results(__file__, ("authors", "framework"), "--steps", str(args.steps), "--duration", str(args.duration),
+                              "--batch-size", str(args.batch_size))
     body = table(results, args.batch_size, args.duration)
     print(body)
     if not args.no_doc:

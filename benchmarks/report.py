@@ -1,4 +1,5 @@
-"""Shared by the benchmarks: a description of the machine, and rewriting one section of docs/benchmarks.md.
+"""Shared by the benchmarks: a description of the machine, rewriting one section of docs/benchmarks.md, and running
+each variant of a benchmark in its own process.
 
 Each benchmark owns the section between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->`` and replaces only that,
 so benchmarks run at different times (or on different machines) keep each other's results.
@@ -7,9 +8,13 @@ so benchmarks run at different times (or on different machines) keep each other'
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import platform
 import re
+import subprocess
+import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from datamodules.atomic_files import atomic_write_bytes
@@ -59,3 +64,14 @@ def update_section(name: str, body: str, doc: Path = DOC) -> Path:
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + block
     atomic_write_bytes(doc, text.encode("utf-8"))
     return doc
+
+
+def variant_results(script: str | Path, variants: Iterable[str], *arguments: str) -> dict[str, dict]:
+    """Run ``script --variant V *arguments`` in a fresh process per variant (so each variant's peak memory is its
+    own) and read the JSON object each prints on its last line of output."""
+    results = {}
+    for variant in variants:
+        out = subprocess.run([sys.executable, str(script), "--variant", variant, *arguments],
+                             capture_output=True, text=True, check=True)
+        results[variant] = json.loads(out.stdout.strip().splitlines()[-1])
+    return results
