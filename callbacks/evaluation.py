@@ -9,8 +9,12 @@ table (base, LoRA, delta per genre and overall) to ``<run dir>/evaluation/test.m
 an ``.npz`` of the adapter's embeddings beside it (:mod:`metrics.embedding_file`, what ``sweep-report`` pairs). Every value has
 its 95% interval and every delta its paired interval (:mod:`metrics.paired`; docs/statistics.md).
 
-Every rank runs the same evaluation, so every rank holds the monitored value (no collective is needed); on several
-GPUs it costs the wall time of one.
+Under DDP the evaluation set is split over the ranks (:mod:`callbacks.rank_share`): each rank generates and embeds
+its share of the clips (and of the reference clips), the embeddings are gathered back in the set's order, and every
+rank computes the same scores from them, so every rank holds the monitored value for ``ModelCheckpoint`` and early
+stopping, equal to one process's. Only rank zero writes files. A failure on one rank fails every rank with its
+message. Everything an evaluation needs (the embedder, reference clips, prompts, a writable output folder) is
+checked when fitting or testing starts, on every rank, not at the first validation.
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ from typing import Any
 import numpy as np
 import torch
 from lightning import Callback, LightningModule, Trainer
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from callbacks.progress import clip_progress
+from callbacks.rank_share import gather_in_order, raise_together, rank_share
 from callbacks.run_dir import run_directory
 from callbacks.wandb_logger import wandb_loggers
 from datamodules.atomic_files import atomic_write_json, atomic_write_text
@@ -146,46 +151,120 @@ class GenreEvaluation(Callback):
         return self._embedder
 
     def reference(self, trainer: Trainer, pl_module: LightningModule, split: str) -> LabelledEmbeddings:
-        """Reference embeddings of ``split`` (computed once per split)."""
+        """Reference embeddings of ``split`` (computed once per split, each rank embedding its share)."""
         if split not in self._references:
             duration = self._resolved_sampling(pl_module).duration
             clips = self._reference_clips(trainer, split)
-            waveforms = [load_audio(path, 16_000, duration=duration) for path, _ in clips]
-            embeddings = self.embedder(pl_module).embed_audio(waveforms, 16_000)
+            share, error, embeddings = rank_share(len(clips), trainer), None, torch.empty(0)
+            try:
+                if share:
+                    waveforms = [load_audio(clips[i][0], 16_000, duration=duration) for i in share]
+                    embeddings = self.embedder(pl_module).embed_audio(waveforms, 16_000)
+            except Exception as failure:  # every rank must learn of it before the gather below
+                error = failure
+            raise_together(trainer, error, f"Embedding the {split} reference clips")
             self._references[split] = LabelledEmbeddings(
-                embeddings.cpu().numpy(), [genre for _, genre in clips], f"{split} reference clips"
+                gather_in_order(trainer, embeddings, len(clips)).numpy(), [genre for _, genre in clips],
+                f"{split} reference clips",
             )
         return self._references[split]
 
+    # ------------------------------------------------------------------------------------------------ start checks
+    def check_ready(self, trainer: Trainer, pl_module: LightningModule, split: str) -> None:
+        """Fail before the first step, on every rank and with one message, on what would fail at the first
+        evaluation: settings, genres and prompts, the embedder (its weights load), reference clips, the output
+        folder.
+
+        Raises:
+            SettingError: naming the callback's setting at fault (or :class:`~callbacks.rank_share.RankFailure`
+                with another rank's message).
+        """
+        # First and on every rank: trainer.log_dir broadcasts under DDP, so no rank may skip it (or fail before it).
+        folder = run_directory(trainer) / "evaluation"
+        error = None
+        try:
+            self._resolved_sampling(pl_module)
+            _, _, labels = self.prompts_and_seeds(trainer)
+            try:
+                self.embedder(pl_module).load()
+            except Exception as failure:
+                self._embedder = None
+                raise SettingError(
+                    f"GenreEvaluation's embedder {self.embedder_spec!r} cannot be loaded ({type(failure).__name__}: "
+                    f"{failure}). Give a CLAP model that is on this machine (`clap:/path/to/saved/clap`, or fetch "
+                    "laion/larger_clap_music once with `hf download laion/larger_clap_music`), or `mel-stats`, which "
+                    "needs no weights."
+                ) from failure
+            reference_genres = {genre for _, genre in self._reference_clips(trainer, split)}
+            missing = sorted(set(labels) - reference_genres)
+            if missing:
+                rank_zero_warn(f"GenreEvaluation: no {split} reference clips of {missing}; their rows compare with "
+                               "the whole reference set (the report says so) and are not logged as genre scores.")
+            if trainer.is_global_zero:
+                try:
+                    folder.mkdir(parents=True, exist_ok=True)
+                except OSError as failure:
+                    raise SettingError(f"GenreEvaluation cannot write its reports to {folder} ({failure}); set "
+                                       "trainer.default_root_dir to a folder you can write.") from failure
+        except Exception as failure:  # every rank must learn of it: one rank failing alone would hang the others
+            error = failure
+        raise_together(trainer, error, "GenreEvaluation's start checks")
+
     # ------------------------------------------------------------------------------------------------ scoring
-    def _score(self, waveforms: torch.Tensor, labels: list[str], prompts: list[str], reference: LabelledEmbeddings,
-               pl_module: LightningModule, sample_rate: int, source: str
-               ) -> tuple[GenreScores, np.ndarray, np.ndarray | None]:
-        """The scores of one arm, with its audio and prompt embeddings (what :mod:`metrics.embedding_file` saves)."""
+    def _embed(self, waveforms: torch.Tensor, prompts: list[str], pl_module: LightningModule, sample_rate: int
+               ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Audio (and, with a text embedder, prompt) embeddings of this rank's clips."""
         embedder = self.embedder(pl_module)
-        # No DDP sync yet: every rank scores the whole evaluation set (a synced compute would count it world-size times).
+        if not prompts:  # a rank with no share (fewer clips than ranks)
+            return torch.empty(0), (torch.empty(0) if embedder.supports_text else None)
+        text = embedder.embed_text(prompts) if embedder.supports_text else None
+        return embedder.embed_audio(list(waveforms), sample_rate), text
+
+    def _score(self, audio: torch.Tensor, text: torch.Tensor | None, labels: list[str],
+               reference: LabelledEmbeddings, source: str) -> GenreScores:
+        """The scores of one arm from the whole set's embeddings (every rank computes the same)."""
+        # No torchmetrics sync: the embeddings are already the whole set, gathered in order (callbacks.rank_share).
         scores = GenreScores(reference, source, genres=sorted(set(labels)), convention=self.clap_convention,
                              sync_on_compute=False)
-        text = embedder.embed_text(prompts) if embedder.supports_text else None
-        audio = embedder.embed_audio(list(waveforms), sample_rate)
         scores.update(audio, labels, text)
-        return scores, audio.cpu().numpy(), None if text is None else text.cpu().numpy()
+        return scores
 
     def evaluate(self, trainer: Trainer, pl_module: LightningModule, split: str) -> dict[str, Any]:
-        """Generate the evaluation set with (and, once, without) the adapter and score both against ``split``."""
+        """Generate the evaluation set with (and, once, without) the adapter and score both against ``split``; under
+        DDP each rank generates and embeds its share."""
         prompts, seeds, labels = self.prompts_and_seeds(trainer)
         reference = self.reference(trainer, pl_module, split)
         need_base = split not in self._base_reports
         sampling = self._resolved_sampling(pl_module)
-        rank_zero_info(f"Evaluating {len(prompts)} clips ({'LoRA and base' if need_base else 'LoRA'}) on {split}")
-        lora, base = generate_ab(pl_module.backbone, prompts, seeds, sampling, batch_size=self.batch_size,
-                                 with_base=need_base, progress=clip_progress(f"Evaluation on {split}"))
+        share = rank_share(len(prompts), trainer)
+        rank_zero_info(f"Evaluating {len(prompts)} clips ({'LoRA and base' if need_base else 'LoRA'}) on {split}"
+                       + (f", {len(share)} on each of {trainer.world_size} ranks" if len(share) < len(prompts) else ""))
         rate = pl_module.backbone.sampling_rate
+        arms: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
+        error = None
+        try:
+            share_prompts = [prompts[i] for i in share]
+            if share:
+                lora, base = generate_ab(pl_module.backbone, share_prompts, [seeds[i] for i in share], sampling,
+                                         batch_size=self.batch_size, with_base=need_base,
+                                         progress=clip_progress(f"Evaluation on {split}"))
+            else:
+                lora, base = torch.empty(0), torch.empty(0)
+            arms["lora"] = self._embed(lora, share_prompts, pl_module, rate)
+            if need_base:
+                arms["base"] = self._embed(base, share_prompts, pl_module, rate)
+        except Exception as failure:  # every rank must learn of it before the gathers below
+            error = failure
+        raise_together(trainer, error, f"Evaluation on {split}")
+        whole = {arm: (gather_in_order(trainer, audio, len(prompts)),
+                       None if text is None else gather_in_order(trainer, text, len(prompts)))
+                 for arm, (audio, text) in arms.items()}
         if need_base:
-            self._base_scores[split] = self._score(base, labels, prompts, reference, pl_module, rate, "base model")[0]
+            self._base_scores[split] = self._score(*whole["base"], labels, reference, "base model")
             self._base_reports[split] = self._base_scores[split].compute()
-        lora_scores, audio, text = self._score(lora, labels, prompts, reference, pl_module, rate, "LoRA")
-        self._last_embeddings = (reference, audio, labels, text)
+        audio, text = whole["lora"]
+        lora_scores = self._score(audio, text, labels, reference, "LoRA")
+        self._last_embeddings = (reference, audio.numpy(), labels, None if text is None else text.numpy())
         lora_report = lora_scores.compute()
         rows = compare_reports(self._base_reports[split], lora_report,
                                paired_differences(self._base_scores[split], lora_scores))
@@ -226,6 +305,12 @@ class GenreEvaluation(Callback):
         return directory
 
     # ------------------------------------------------------------------------------------------------ hooks
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.check_ready(trainer, pl_module, "val")
+
+    def on_test_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.check_ready(trainer, pl_module, "test")
+
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.sanity_checking:
             return

@@ -10,6 +10,7 @@ from typing import Any
 from lightning import Callback, LightningModule, Trainer
 
 from callbacks.checkpoint_io import AtomicCheckpointIO
+from callbacks.evaluation import GenreEvaluation
 
 
 class RecordSources(Callback):
@@ -72,3 +73,13 @@ class SlowCheckpointIO(AtomicCheckpointIO):
         finally:
             os.fsync = real_fsync
             marker.unlink(missing_ok=True)
+
+
+class EmbedderFailsOnRankOne(GenreEvaluation):
+    """GenreEvaluation whose embedder cannot load on rank 1 only: one rank's failure, which must stop every rank
+    with its message instead of leaving the others waiting."""
+
+    def embedder(self, pl_module: LightningModule):
+        if pl_module.global_rank == 1:
+            raise OSError("probe: this rank's CLAP weights are missing")
+        return super().embedder(pl_module)
