@@ -1,7 +1,9 @@
 """Periodic A/B sampling: fixed prompts and seeds with the adapter (A) and without it (B), logged side by side.
 
 Runs once before training (the baseline, where A and B are identical because LoRA's B matrices start at zero) and
-every ``every_n_steps`` optimizer steps, from rank zero only.
+every ``every_n_steps`` optimizer steps. Under DDP the prompt x seed pairs are split over the ranks
+(:mod:`callbacks.rank_share`), each rank generates its share, and the audio is gathered back in order; rank zero
+alone writes and logs it.
 """
 
 from __future__ import annotations
@@ -10,12 +12,14 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import torch
 from lightning import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_info
 
 from callbacks.media import log_media
 from callbacks.mel_figure import ab_mel_figure
 from callbacks.progress import clip_progress
+from callbacks.rank_share import gather_in_order, raise_together, rank_share
 from callbacks.run_dir import run_directory
 from datamodules.captions import render_caption
 from datamodules.clip_folder import slugify
@@ -78,7 +82,8 @@ class ABSampling(Callback):
         return [render_caption(self.prompt_template, genre) for genre in genres]
 
     def sample(self, trainer: Trainer, pl_module: LightningModule, directory: Path) -> dict[str, Any]:
-        """Generate and log one round into ``directory``; returns the waveforms (for tests and other callbacks)."""
+        """Generate (this rank's share) and, on rank zero, log one round into ``directory``; returns the waveforms on
+        rank zero (for tests and other callbacks)."""
         prompts = self.resolve_prompts(trainer)
         jobs = [(p, s) for p in prompts for s in self.seeds]
         step = trainer.global_step
@@ -86,16 +91,26 @@ class ABSampling(Callback):
             num_inference_steps=self.num_inference_steps, duration=self.duration, scheduler=self.scheduler
         )
         audio, figures, rows, result = {}, {}, [], {"step": step, "pairs": []}
+        share = rank_share(len(jobs), trainer)
         for guidance in self.guidance_scales or [defaults.guidance_scale]:
             rank_zero_info(f"A/B sampling at step {step}: {len(jobs)} clip pair(s), guidance {guidance}")
-            lora, base = generate_ab(
-                pl_module.backbone,
-                [p for p, _ in jobs],
-                [s for _, s in jobs],
-                defaults.with_overrides(guidance_scale=guidance),
-                batch_size=self.batch_size,
-                progress=clip_progress(f"A/B sampling at step {step}"),
-            )
+            lora, base, error = torch.empty(0), torch.empty(0), None
+            try:
+                if share:
+                    lora, base = generate_ab(
+                        pl_module.backbone,
+                        [jobs[i][0] for i in share],
+                        [jobs[i][1] for i in share],
+                        defaults.with_overrides(guidance_scale=guidance),
+                        batch_size=self.batch_size,
+                        progress=clip_progress(f"A/B sampling at step {step}"),
+                    )
+            except Exception as failure:  # every rank must learn of it before the gathers below
+                error = failure
+            raise_together(trainer, error, f"A/B sampling at step {step}")
+            lora, base = gather_in_order(trainer, lora, len(jobs)), gather_in_order(trainer, base, len(jobs))
+            if not trainer.is_global_zero:
+                continue
             for index, (prompt, seed) in enumerate(jobs):
                 stem = f"{slugify(prompt, 32)}_seed{seed}_g{guidance:g}"
                 audio[f"{stem}_A_lora"], audio[f"{stem}_B_base"] = lora[index], base[index]
@@ -103,9 +118,10 @@ class ABSampling(Callback):
                 rows.append([prompt, seed, guidance, f"{stem}_A_lora", f"{stem}_B_base", f"{stem}_mel"])
                 result["pairs"].append({"prompt": prompt, "seed": seed, "guidance": guidance,
                                         "lora": lora[index], "base": base[index]})
-        log_media(trainer, "samples", step, audio, figures, pl_module.backbone.sampling_rate,
-                  ["prompt", "seed", "guidance", "A (LoRA)", "B (base)", "mel"], rows, directory)
-        self.history.append(result)
+        if trainer.is_global_zero:
+            log_media(trainer, "samples", step, audio, figures, pl_module.backbone.sampling_rate,
+                      ["prompt", "seed", "guidance", "A (LoRA)", "B (base)", "mel"], rows, directory)
+            self.history.append(result)
         return result
 
     def _maybe_sample(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -113,10 +129,20 @@ class ABSampling(Callback):
         if step == self._last_step:
             return
         self._last_step = step
-        # Every rank resolves the directory: trainer.log_dir broadcasts under DDP, so rank zero alone would hang.
+        # Every rank resolves the directory (trainer.log_dir broadcasts under DDP) and generates its share.
         directory = run_directory(trainer) / "samples" / f"step-{step:06d}"
-        if trainer.is_global_zero:
-            self.sample(trainer, pl_module, directory)
+        self.sample(trainer, pl_module, directory)
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Fail before the first step, on every rank, on prompts or sampling settings that would fail later."""
+        error = None
+        try:
+            self.resolve_prompts(trainer)
+            pl_module.sampling.with_overrides(num_inference_steps=self.num_inference_steps, duration=self.duration,
+                                              scheduler=self.scheduler)
+        except Exception as failure:  # every rank must learn of it: one rank failing alone would hang the others
+            error = failure
+        raise_together(trainer, error, "ABSampling's start checks")
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self.sample_before_training:

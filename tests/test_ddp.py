@@ -37,6 +37,10 @@ def test_ddp_fit_on_two_cpu_processes(tiny_model_dir: Path, synthetic_root: Path
     adapters = sorted(p.name for p in (runs[0] / "adapters").iterdir() if not p.name.startswith("."))
     assert adapters == ["final", "step-1", "step-2"]
     assert len(list(runs[0].glob("metrics.csv"))) == 1
+    # A/B sampling split its 3 prompt x seed pairs over the 2 ranks; rank zero wrote every pair it gathered.
+    wavs = sorted(p.name for p in (runs[0] / "samples" / "step-000000").glob("*.wav"))
+    assert len(wavs) == 6 and {w.split("_seed")[0] for w in wavs} == {"boom_bap_music", "chiptune_music",
+                                                                        "gugak_music"}, wavs
 
 
 @pytest.mark.slow
