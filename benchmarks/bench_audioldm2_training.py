@@ -25,7 +25,6 @@ docs/benchmarks.md.
 
 from __future__ import annotations
 
-import argparse
 import json
 import resource
 import statistics
@@ -39,7 +38,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_training import PROMPTS, fake_mels  # noqa: E402
+from benchmarks.bench_training import PROMPTS, fake_mels, step_bench_arguments  # noqa: E402
 from benchmarks.report import machine, update_section, variant_results  # noqa: E402
 
 CONFIGS = ROOT.parent / "shared" / "audioldm_configs" / "audioldm2-music"
@@ -213,13 +212,7 @@ def table(results: dict[str, dict], batch_size: int, duration: float) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--duration", type=float, default=10.24)
-    parser.add_argument("--batch-size", type=int, default=2)
-    parser.add_argument("--no-doc", action="store_true", help="print only; leave docs/benchmarks.md alone")
-    parser.add_argument("--variant", choices=sorted(VARIANTS), help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = step_bench_arguments(__doc__.split("\n")[0], 3, sorted(VARIANTS))
     if args.variant:
         print(json.dumps(run_variant(args.variant, args.steps, args.batch_size, args.duration)))
         return 0

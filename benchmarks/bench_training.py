@@ -204,14 +204,20 @@ def table(results: dict[str, dict], batch_size: int, duration: float) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=4)
+def step_bench_arguments(description: str, steps: int, variants: list[str]) -> argparse.Namespace:
+    """The command line of a training-step benchmark: steps, clip duration, batch size, --no-doc, and the hidden
+    --variant its per-variant processes run with."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--steps", type=int, default=steps)
     parser.add_argument("--duration", type=float, default=10.24)
     parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--no-doc", action="store_true", help="print only; leave docs/benchmarks.md alone")
-    parser.add_argument("--variant", choices=["authors", "framework"], help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    parser.add_argument("--variant", choices=variants, help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = step_bench_arguments(__doc__.split("\n")[0], 4, ["authors", "framework"])
     if args.variant:
         print(json.dumps(run_variant(args.variant, args.steps, args.batch_size, args.duration)))
         return 0
