@@ -195,15 +195,20 @@ class AudioLDM2Backbone(MelVocoderGeometry, Backbone):
     # ------------------------------------------------------------------------------------------- conditioning
     def _t5_tokens(self, prompts: list[str]) -> dict[str, torch.Tensor]:
         """T5 tokens padded to the longest prompt; a prompt over the tokenizer's limit is cut to it with one warning
-        per prompt (as the pipeline does), never an error."""
+        per prompt (as the pipeline does), never an error. Only a prompt that fills the limit is tokenised a second
+        time (to learn its full length), so the training step's common case tokenises once."""
+        tokens = tokenize(self.tokenizer_2, prompts)
         limit = int(self.tokenizer_2.model_max_length)
-        for prompt, ids in zip(prompts, self.tokenizer_2(prompts)["input_ids"]):
-            if len(ids) > limit and prompt not in self._truncation_warned:
+        for prompt, length in zip(prompts, tokens["attention_mask"].sum(dim=1).tolist()):
+            if length < limit or prompt in self._truncation_warned:
+                continue
+            full = len(self.tokenizer_2(prompt)["input_ids"])
+            if full > limit:
                 self._truncation_warned.add(prompt)
                 log.warning("The caption %r is %d T5 tokens long; AudioLDM2's T5 reads %d, so its end is cut off "
                             "(shorten it to keep all of it).", prompt[:80] + ("..." if len(prompt) > 80 else ""),
-                            len(ids), limit)
-        return tokenize(self.tokenizer_2, prompts)
+                            full, limit)
+        return tokens
 
     def encode_prompts(self, prompts: list[str]) -> Conditioning:
         """GPT2's generated states [B, max_new_tokens, 768], T5's states [B, L, 1024] and mask [B, L] (L the batch's
