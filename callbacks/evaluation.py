@@ -211,14 +211,12 @@ class GenreEvaluation(Callback):
         raise_together(trainer, error, "GenreEvaluation's start checks")
 
     # ------------------------------------------------------------------------------------------------ scoring
-    def _embed(self, waveforms: torch.Tensor, prompts: list[str], pl_module: LightningModule, sample_rate: int
-               ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Audio (and, with a text embedder, prompt) embeddings of this rank's clips."""
+    def _text_embeddings(self, prompts: list[str], pl_module: LightningModule) -> torch.Tensor | None:
+        """This rank's prompt embeddings (with a text embedder, for the CLAP score): the same for both arms."""
         embedder = self.embedder(pl_module)
-        if not prompts:  # a rank with no share (fewer clips than ranks)
-            return torch.empty(0), (torch.empty(0) if embedder.supports_text else None)
-        text = embedder.embed_text(prompts) if embedder.supports_text else None
-        return embedder.embed_audio(list(waveforms), sample_rate), text
+        if not embedder.supports_text:
+            return None
+        return embedder.embed_text(prompts).cpu() if prompts else torch.empty(0)
 
     def _score(self, audio: torch.Tensor, text: torch.Tensor | None, labels: list[str],
                reference: LabelledEmbeddings, source: str) -> GenreScores:
@@ -240,25 +238,27 @@ class GenreEvaluation(Callback):
         rank_zero_info(f"Evaluating {len(prompts)} clips ({'LoRA and base' if need_base else 'LoRA'}) on {split}"
                        + (f", {len(share)} on each of {trainer.world_size} ranks" if len(share) < len(prompts) else ""))
         rate = pl_module.backbone.sampling_rate
-        arms: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
-        error = None
+        arms: dict[str, torch.Tensor] = {}
+        text, error = None, None
         try:
             share_prompts = [prompts[i] for i in share]
             if share:
-                lora, base = generate_ab(pl_module.backbone, share_prompts, [seeds[i] for i in share], sampling,
-                                         batch_size=self.batch_size, with_base=need_base,
-                                         progress=clip_progress(f"Evaluation on {split}"))
-            else:
-                lora, base = torch.empty(0), torch.empty(0)
-            arms["lora"] = self._embed(lora, share_prompts, pl_module, rate)
-            if need_base:
-                arms["base"] = self._embed(base, share_prompts, pl_module, rate)
+                # Each generated batch is embedded at once and its audio dropped: memory is clips x embedding width.
+                embedder = self.embedder(pl_module)
+                arms["lora"], arms["base"] = generate_ab(
+                    pl_module.backbone, share_prompts, [seeds[i] for i in share], sampling,
+                    batch_size=self.batch_size, with_base=need_base, progress=clip_progress(f"Evaluation on {split}"),
+                    keep=lambda waveforms: embedder.embed_audio(list(waveforms), rate))
+            else:  # a rank with no share (fewer clips than ranks)
+                arms["lora"], arms["base"] = torch.empty(0), torch.empty(0)
+            text = self._text_embeddings(share_prompts, pl_module)
         except Exception as failure:  # every rank must learn of it before the gathers below
             error = failure
         raise_together(trainer, error, f"Evaluation on {split}")
-        whole = {arm: (gather_in_order(trainer, audio, len(prompts)),
-                       None if text is None else gather_in_order(trainer, text, len(prompts)))
-                 for arm, (audio, text) in arms.items()}
+        if text is not None:
+            text = gather_in_order(trainer, text, len(prompts))
+        whole = {arm: (gather_in_order(trainer, arms[arm], len(prompts)), text)
+                 for arm in (("lora", "base") if need_base else ("lora",))}
         if need_base:
             self._base_scores[split] = self._score(*whole["base"], labels, reference, "base model")
             self._base_reports[split] = self._base_scores[split].compute()

@@ -21,11 +21,14 @@ def generate_ab(
     batch_size: int = 8,
     with_base: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    keep: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Waveforms [N, samples] with the adapter, and without it for the same seeds (a true A/B), in batches.
 
     Each clip has its own generator, so a clip does not depend on its batch or on ``batch_size``. ``progress`` is
-    called with (clips done, clips in all) after every batch.
+    called with (clips done, clips in all) after every batch. ``keep`` maps each batch's waveforms to what is kept
+    of them (an evaluation keeps embeddings): the batch's audio is dropped at once, so memory grows with the clip
+    count times the kept width, not times the samples per clip.
     """
     if len(prompts) != len(seeds):
         raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
@@ -41,17 +44,16 @@ def generate_ab(
         parts = []
         for start in range(0, len(prompts), batch_size):
             chunk = slice(start, start + batch_size)
-            parts.append(
-                generate(
-                    backbone,
-                    prompts[chunk],
-                    settings.duration,
-                    num_inference_steps=settings.num_inference_steps,
-                    guidance_scale=settings.guidance_scale,
-                    generator=seeded_generators(seeds[chunk], device),
-                    scheduler=settings.scheduler,
-                ).cpu()
+            waveforms = generate(
+                backbone,
+                prompts[chunk],
+                settings.duration,
+                num_inference_steps=settings.num_inference_steps,
+                guidance_scale=settings.guidance_scale,
+                generator=seeded_generators(seeds[chunk], device),
+                scheduler=settings.scheduler,
             )
+            parts.append((waveforms if keep is None else keep(waveforms)).cpu())
             done += len(prompts[chunk])
             if progress is not None:
                 progress(done, total)

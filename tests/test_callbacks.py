@@ -96,6 +96,29 @@ def test_evaluation_logs_kad_against_base_and_drives_checkpointing(csv_run) -> N
     assert "| all | 6 |" in table
 
 
+def test_evaluation_keeps_embeddings_of_each_generated_batch_not_audio(csv_run, monkeypatch) -> None:
+    """Each generated batch is embedded as it comes (at most ``batch_size`` clips of audio are ever held): scoring
+    again with batches of 2 instead of 8 gives the last validation's report (to 1e-4: a batch's size changes the
+    float summation order of the UNet's batched kernels, 3e-5 relative on KAD here)."""
+    trainer, module, _, evaluation, _ = csv_run
+    last = evaluation.last_report["rows"]
+    embedder = evaluation.embedder(module)
+    embedded: list[int] = []
+    real_embed = embedder.embed_audio
+
+    def recording(audio, sample_rate, batch_size=None):
+        embedded.append(len(audio))
+        return real_embed(audio, sample_rate, batch_size)
+
+    monkeypatch.setattr(embedder, "embed_audio", recording)
+    monkeypatch.setattr(evaluation, "batch_size", 2)
+    again = evaluation.evaluate(trainer, module, "val")["rows"]
+    assert embedded == [2, 2, 2]  # 3 genres x 2 clips, LoRA arm only (the base arm was scored once, at step 2)
+    for group, row in last.items():
+        for key in ("kad_lora", "fad_lora", "kad_base"):
+            assert again[group][key] == pytest.approx(row[key], rel=1e-4, abs=1e-7), (group, key)
+
+
 def test_conditioning_gain_is_logged_per_genre_on_fixed_noise(csv_run, synthetic_root: Path) -> None:
     trainer, module, _, _, _ = csv_run
     """A random tiny model barely listens to its prompt: its gains are about 1e-5 against an error of about 1.1."""
