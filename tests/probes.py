@@ -83,3 +83,42 @@ class EmbedderFailsOnRankOne(GenreEvaluation):
         if pl_module.global_rank == 1:
             raise OSError("probe: this rank's CLAP weights are missing")
         return super().embedder(pl_module)
+
+
+class RankZeroWritesAlone(Callback):
+    """Records every file that a rank other than zero opens for writing (or renames into place) under the run's
+    ``trainer.default_root_dir``, through Python's audit hooks, so whichever function writes is caught; at teardown
+    it writes the list to ``<output_dir>/rank<k>-writes.json`` (outside the run folder). Rank zero is not watched."""
+
+    def __init__(self, output_dir: str) -> None:
+        self.output_dir = output_dir
+        self.writes: list[str] = []
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        import os
+        import sys
+
+        if trainer.global_rank == 0:
+            return
+        root = str(Path(trainer.default_root_dir).resolve())
+        writing = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND
+
+        def under_root(path: Any) -> bool:
+            return isinstance(path, (str, os.PathLike)) and str(Path(os.fspath(path)).resolve()).startswith(root)
+
+        def hook(event: str, args: tuple) -> None:
+            if event == "open" and under_root(args[0]):
+                mode, flags = args[1], args[2]
+                if (isinstance(mode, str) and set(mode) & set("wax+")) or (isinstance(flags, int) and flags & writing):
+                    self.writes.append(str(args[0]))
+            elif event in ("os.rename", "os.replace") and under_root(args[1]):
+                self.writes.append(str(args[1]))
+
+        sys.addaudithook(hook)
+
+    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if trainer.global_rank == 0:
+            return
+        out = Path(self.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"rank{trainer.global_rank}-writes.json").write_text(json.dumps(self.writes))

@@ -24,6 +24,8 @@ def test_ddp_fit_on_two_cpu_processes(tiny_model_dir: Path, synthetic_root: Path
                      "--trainer.max_steps=2", "--trainer.val_check_interval=null", "--trainer.check_val_every_n_epoch=1",
                      "--data.init_args.batch_size=2", "--adapter_export.every_n_steps=1",
                      "--trainer.callbacks+=tests.probes.RecordSources",
+                     f"--trainer.callbacks.output_dir={probe}",
+                     "--trainer.callbacks+=tests.probes.RankZeroWritesAlone",
                      f"--trainer.callbacks.output_dir={probe}")
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     result = subprocess.run([sys.executable, "-m", "audioldm_lora", *args], cwd=REPO, env=env,
@@ -41,6 +43,9 @@ def test_ddp_fit_on_two_cpu_processes(tiny_model_dir: Path, synthetic_root: Path
     wavs = sorted(p.name for p in (runs[0] / "samples" / "step-000000").glob("*.wav"))
     assert len(wavs) == 6 and {w.split("_seed")[0] for w in wavs} == {"boom_bap_music", "chiptune_music",
                                                                         "gugak_music"}, wavs
+    assert sorted(p.suffix for p in (runs[0] / "evaluation").glob("step-*")) == [".json", ".md", ".npz"]
+    # Rank 1 generated and embedded its share of the evaluation and A/B clips, but wrote no file of the run.
+    assert json.loads((probe / "rank1-writes.json").read_text()) == []
 
 
 @pytest.mark.slow
