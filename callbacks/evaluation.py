@@ -2,7 +2,8 @@
 
 At every validation (``trainer.val_check_interval``) the evaluation prompt set (per genre, fixed seeds) is generated
 with the adapter, embedded, and scored against reference clips; the base model's scores on the same prompts and
-seeds are computed once (they cannot change). Logged: ``val/kad``, ``val/fad``, ``val/clap`` (with a CLAP
+seeds are computed once (they cannot change) and kept in checkpoints, so a resumed run does not generate them
+again. Logged: ``val/kad``, ``val/fad``, ``val/clap`` (with a CLAP
 embedder), their ``*_base`` and ``*_delta`` (LoRA minus base) and per-genre ``val/kad/<genre>``, so
 ``ModelCheckpoint(monitor="val/kad", mode="min")`` keeps the best adapter. ``lightning test`` writes the paper's
 table (base, LoRA, delta per genre and overall) to ``<run dir>/evaluation/test.md`` and ``.json``; each report has
@@ -19,6 +20,7 @@ checked when fitting or testing starts, on every rank, not at the first validati
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -107,6 +109,9 @@ class GenreEvaluation(Callback):
         self._references: dict[str, LabelledEmbeddings] = {}
         self._base_scores: dict[str, GenreScores] = {}  # per split: the base arm, kept for paired intervals
         self._base_reports: dict[str, dict] = {}
+        # Per split: the base arm's whole-set embeddings and what they were sampled from, kept in checkpoints so a
+        # resumed run scores the base from them instead of generating it again.
+        self._base_embeddings: dict[str, dict[str, Any]] = {}
         self.last_report: dict[str, Any] | None = None
         self._last_embeddings: tuple[LabelledEmbeddings, np.ndarray, list[str], np.ndarray | None] | None = None
 
@@ -232,8 +237,14 @@ class GenreEvaluation(Callback):
         DDP each rank generates and embeds its share."""
         prompts, seeds, labels = self.prompts_and_seeds(trainer)
         reference = self.reference(trainer, pl_module, split)
-        need_base = split not in self._base_reports
         sampling = self._resolved_sampling(pl_module)
+        base_key = json.dumps({"prompts": prompts, "seeds": seeds, "sampling": asdict(sampling),
+                               "embedder": self.embedder(pl_module).embedder_id})
+        stored = self._base_embeddings.get(split)
+        if split not in self._base_reports and stored is not None and stored["key"] == base_key:
+            self._base_scores[split] = self._score(stored["audio"], stored["text"], labels, reference, "base model")
+            self._base_reports[split] = self._base_scores[split].compute()
+        need_base = split not in self._base_reports
         share = rank_share(len(prompts), trainer)
         rank_zero_info(f"Evaluating {len(prompts)} clips ({'LoRA and base' if need_base else 'LoRA'}) on {split}"
                        + (f", {len(share)} on each of {trainer.world_size} ranks" if len(share) < len(prompts) else ""))
@@ -260,6 +271,7 @@ class GenreEvaluation(Callback):
         whole = {arm: (gather_in_order(trainer, arms[arm], len(prompts)), text)
                  for arm in (("lora", "base") if need_base else ("lora",))}
         if need_base:
+            self._base_embeddings[split] = {"key": base_key, "audio": whole["base"][0], "text": whole["base"][1]}
             self._base_scores[split] = self._score(*whole["base"], labels, reference, "base model")
             self._base_reports[split] = self._base_scores[split].compute()
         audio, text = whole["lora"]
@@ -305,6 +317,16 @@ class GenreEvaluation(Callback):
         return directory
 
     # ------------------------------------------------------------------------------------------------ hooks
+    def state_dict(self) -> dict[str, Any]:
+        """What a resumed run needs to go on as the uninterrupted one: the validations counted so far (for
+        ``every_n_validations``) and the base arm's embeddings per split with the prompts, seeds, sampling and
+        embedder they came from (a resume with other settings generates the base again)."""
+        return {"validations": self._validations, "base_embeddings": self._base_embeddings}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._validations = state_dict.get("validations", 0)
+        self._base_embeddings = dict(state_dict.get("base_embeddings", {}))
+
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.check_ready(trainer, pl_module, "val")
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from audioldm_lora.lightning_cli import build_cli
+from callbacks.evaluation import GenreEvaluation
 from tests.cli_helpers import CONFIG, tiny_args
 
 # Batch 3 over the fixture's 9 training files: 3 steps per epoch, so step 10 is in the middle of an epoch.
@@ -46,7 +47,8 @@ def lora_state(cli) -> dict[str, torch.Tensor]:
 
 
 def assert_same_training(straight, resumed, sites: set[str]) -> None:
-    """LoRA weights and AdamW moments bit-identical (deterministic CPU kernels), after real training."""
+    """LoRA weights, AdamW moments and the last evaluation's scores bit-identical (deterministic CPU kernels),
+    after real training."""
     assert straight.trainer.global_step == resumed.trainer.global_step
     expected, actual = lora_state(straight), lora_state(resumed)
     assert expected.keys() == actual.keys()
@@ -54,6 +56,11 @@ def assert_same_training(straight, resumed, sites: set[str]) -> None:
     assert any(v.abs().sum() > 0 for k, v in expected.items() if "lora_B" in k)
     for key in expected:
         torch.testing.assert_close(actual[key], expected[key], atol=0, rtol=0, msg=key)
+    # The last validation's evaluation (configs/tiny.yaml's GenreEvaluation): the same scores, base and LoRA.
+    reports = [next(c for c in run.trainer.callbacks if isinstance(c, GenreEvaluation)).last_report
+               for run in (straight, resumed)]
+    assert reports[0]["step"] == reports[1]["step"] == straight.trainer.global_step
+    assert reports[0]["rows"] == reports[1]["rows"]
     straight_opt = straight.trainer.optimizers[0].state_dict()["state"]
     resumed_opt = resumed.trainer.optimizers[0].state_dict()["state"]
     assert straight_opt.keys() == resumed_opt.keys() and straight_opt

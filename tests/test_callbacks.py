@@ -119,6 +119,45 @@ def test_evaluation_keeps_embeddings_of_each_generated_batch_not_audio(csv_run, 
             assert again[group][key] == pytest.approx(row[key], rel=1e-4, abs=1e-7), (group, key)
 
 
+def test_a_resumed_evaluation_scores_the_base_from_its_checkpointed_embeddings(csv_run, monkeypatch) -> None:
+    """The callback's checkpoint state: a fresh GenreEvaluation loaded from it counts validations on and scores the
+    base arm from the stored embeddings without generating it; other sampling settings generate the base again."""
+    import callbacks.evaluation as evaluation_module
+
+    trainer, module, _, evaluation, _ = csv_run
+    expected = evaluation.evaluate(trainer, module, "val")["rows"]
+    state = torch.load(_saved(evaluation.state_dict()), weights_only=True)  # as a checkpoint holds it
+    assert state["validations"] == 2
+    with_base: list[bool] = []
+    real_generate = evaluation_module.generate_ab
+
+    def recording(*args, **kwargs):
+        with_base.append(kwargs["with_base"])
+        return real_generate(*args, **kwargs)
+
+    monkeypatch.setattr(evaluation_module, "generate_ab", recording)
+    resumed = GenreEvaluation(embedder="mel-stats", clips_per_genre=2, reference_dir=evaluation.reference_dir)
+    resumed.load_state_dict(state)
+    rows = resumed.evaluate(trainer, module, "val")["rows"]
+    assert with_base == [False] and resumed._validations == 2
+    for group, row in expected.items():
+        assert rows[group]["kad_base"] == row["kad_base"] and rows[group]["kad_lora"] == row["kad_lora"], group
+    other = GenreEvaluation(embedder="mel-stats", clips_per_genre=2, reference_dir=evaluation.reference_dir,
+                            num_inference_steps=2)
+    other.load_state_dict(state)
+    other.evaluate(trainer, module, "val")
+    assert with_base == [False, True]
+
+
+def _saved(state: dict) -> "io.BytesIO":
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    return buffer
+
+
 def test_conditioning_gain_is_logged_per_genre_on_fixed_noise(csv_run, synthetic_root: Path) -> None:
     trainer, module, _, _, _ = csv_run
     """A random tiny model barely listens to its prompt: its gains are about 1e-5 against an error of about 1.1."""
