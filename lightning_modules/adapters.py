@@ -174,6 +174,10 @@ def load_adapters(backbone: Backbone, adapters: list[AdapterFile], base: str, al
     sites = backbone.adapter_sites()
     loaded = {name for module in sites.values() for name in (getattr(module, "peft_config", None) or {})}
     for adapter in adapters:
+        if hasattr(torch.nn.Module, adapter.spec.name):  # peft stores each adapter as a submodule of that name
+            raise AdapterError(f"Adapter name {adapter.spec.name!r} ({adapter.spec.directory}) is a method of torch "
+                               "modules, which peft cannot use as an adapter name; name it otherwise: "
+                               "--adapter NAME=PATH=WEIGHT.")
         if adapter.spec.name in loaded:
             raise AdapterError(f"An adapter named {adapter.spec.name!r} is already loaded; name it NAME=PATH=WEIGHT.")
         check_adapter_fits(backbone, adapter, base)

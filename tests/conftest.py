@@ -28,6 +28,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
+def chromium_executable() -> str:
+    """The Chromium to drive (tests/browser_helpers.py); skips, or fails under REQUIRE_BROWSER=1, when it cannot."""
+    from tests.browser_helpers import chromium_problem
+
+    problem, executable = chromium_problem()
+    if problem is not None:
+        if os.environ.get("REQUIRE_BROWSER") == "1":
+            pytest.fail(f"REQUIRE_BROWSER=1 but {problem}")
+        pytest.skip(problem)
+    return executable
+
+
+@pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny AudioLDM in diffusers layout (seed 0)."""
     return build_tiny_audioldm(tmp_path_factory.mktemp("models") / "tiny-audioldm", seed=0)

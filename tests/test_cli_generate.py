@@ -110,11 +110,14 @@ def bad_inputs(tmp: Path, adapters: dict[str, Path]) -> dict[str, tuple[list[str
         "inexact duration": ([*prompt, "--duration", "4.01"], "cannot be produced exactly.*Use 4 s or 4.04 s"),
         "too short": ([*prompt, "--duration", "0.01"], "shorter than the model's minimum of 0.04 s"),
         "zero steps": ([*prompt, "--steps", "0"], "--steps must be at least 1"),
+        # peft keeps each adapter as a submodule of its name: 'half' would clash with Module.half.
+        "torch method name": (["--adapter", f"half={adapters['jazz']}", *prompt],
+                              "Adapter name 'half' .* is a method of torch modules.*NAME=PATH=WEIGHT"),
     }
 
 
 CASES = ["other base", "missing adapter", "no weights", "damaged weights", "unparsable info", "bad weight",
-         "empty prompts file", "missing prompts file", "no prompt", "inexact duration", "too short", "zero steps"]
+         "empty prompts file", "missing prompts file", "no prompt", "inexact duration", "too short", "zero steps", "torch method name"]
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from jsonargparse import ArgumentParser, Namespace
@@ -42,6 +43,8 @@ from datamodules.clip_folder import clip_stem, write_sidecar
 from lightning_modules.sampling_settings import SCHEDULER_NAMES
 
 if TYPE_CHECKING:
+    import torch
+
     from lightning_modules.backbone import Backbone
 
 MANIFEST = "generation.json"
@@ -97,6 +100,50 @@ def _check_settings(args: Namespace) -> None:
         raise CommandInputError(f"--guidance must be a finite number, got {args.guidance}.")
 
 
+def sample_clips(
+    backbone: "Backbone",
+    prompts: list[str],
+    seeds: list[int],
+    duration: float,
+    steps: int,
+    guidance: float,
+    scheduler: str,
+    negative_prompt: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> "torch.Tensor":
+    """Waveforms ``[len(prompts), samples]`` on the CPU, clip ``i`` from its own generator seeded ``seeds[i]``: what
+    this command and the app (:mod:`audioldm_lora.app`) sample with. ``progress`` gets each finished step's index."""
+    from lightning_modules.sampler import generate, seeded_generators
+
+    return generate(
+        backbone,
+        prompts,
+        duration,
+        num_inference_steps=steps,
+        guidance_scale=guidance,
+        negative_prompt=negative_prompt,
+        generator=seeded_generators(seeds, backbone.unet.device),
+        scheduler=scheduler,
+        progress=progress,
+    ).cpu()
+
+
+def sidecar_settings(backbone: "Backbone", base: str, adapters: list[dict[str, Any]], negative_prompt: str | None,
+                     steps: int, guidance: float, scheduler: str, duration: float) -> dict[str, Any]:
+    """What every clip's sidecar (and ``generation.json``) records besides its prompt, seed and file: sampling,
+    base model and adapters (each :meth:`~lightning_modules.adapter_files.AdapterSpec.describe`)."""
+    return {
+        "negative_prompt": negative_prompt,
+        "num_inference_steps": steps,
+        "guidance_scale": guidance,
+        "scheduler": scheduler,
+        "duration": duration,
+        "sample_rate": backbone.sampling_rate,
+        "base_model": base,
+        "adapters": adapters,
+    }
+
+
 def _write_clips(
     args: Namespace,
     backbone: "Backbone",
@@ -106,7 +153,6 @@ def _write_clips(
 ) -> list[dict[str, Any]]:
     """Generate ``clips`` (prompt, seed) batch by batch into ``staging``; returns the manifest's clip entries."""
     from datamodules.audio import save_audio
-    from lightning_modules.sampler import generate, seeded_generators
 
     written = []
     with ProgressReporter("generating", "clips", len(clips), enabled=args.progress) as progress:
@@ -116,17 +162,9 @@ def _write_clips(
 
         for start in range(0, len(clips), args.batch_size):
             batch = clips[start : start + args.batch_size]
-            waveforms = generate(
-                backbone,
-                [prompt for prompt, _ in batch],
-                args.duration,
-                num_inference_steps=args.steps,
-                guidance_scale=args.guidance,
-                negative_prompt=args.negative_prompt,
-                generator=seeded_generators([seed for _, seed in batch], backbone.unet.device),
-                scheduler=args.scheduler,
-                progress=step,
-            ).cpu()
+            waveforms = sample_clips(backbone, [prompt for prompt, _ in batch], [seed for _, seed in batch],
+                                     args.duration, args.steps, args.guidance, args.scheduler, args.negative_prompt,
+                                     step)
             for offset, ((prompt, seed), waveform) in enumerate(zip(batch, waveforms)):
                 index = start + offset
                 wav = staging / f"{clip_stem(index, prompt, seed)}.wav"
@@ -150,16 +188,8 @@ def run(args: Namespace) -> int:
         backbone.check_duration(args.duration)
     except ValueError as error:
         raise CommandInputError(f"--duration: {error}") from error
-    settings = {
-        "negative_prompt": args.negative_prompt,
-        "num_inference_steps": args.steps,
-        "guidance_scale": args.guidance,
-        "scheduler": args.scheduler,
-        "duration": args.duration,
-        "sample_rate": backbone.sampling_rate,
-        "base_model": base,
-        "adapters": [a.spec.describe() for a in adapters],
-    }
+    settings = sidecar_settings(backbone, base, [a.spec.describe() for a in adapters], args.negative_prompt,
+                                args.steps, args.guidance, args.scheduler, args.duration)
     clips = [(prompt, args.seed + i) for i, prompt in enumerate(p for p in prompts for _ in range(args.per_prompt))]
     with staged_directory(out, mode="folder", overwrite=args.overwrite) as staging:
         written = _write_clips(args, backbone, clips, settings, staging)

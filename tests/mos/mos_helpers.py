@@ -15,20 +15,10 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
+from tests.browser_helpers import CHROMIUM_FLAGS  # noqa: F401  (the MOS browser test's import)
 from audioldm_lora.mos.formats import ANSWER_FORMAT, FORMAT_VERSION
 from audioldm_lora.mos.randomise import listener_seed, presentation_plan
 
-# Chromium as root on this closed network: no sandbox, and none of its background connections.
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ITEMS = [
     ("rock/0000", "energetic rock with distorted guitars", "rock"),
     ("rock/0001", "slow rock ballad with piano", "rock"),
