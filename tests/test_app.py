@@ -198,8 +198,8 @@ def test_the_command_serves_until_ctrl_c(tiny_model_dir: Path, adapters: dict[st
 def test_the_page_plays_both_clips_mixes_with_sliders_and_shows_errors(served, chromium_executable: str,
                                                                        tmp_path: Path) -> None:
     """In headless Chromium: type a prompt, Generate fills both players with clips of the asked duration; the
-    sliders at 0 make the two clips equal; steps 0 shows the error on the page, which then still generates; the
-    page fetches nothing from outside the app."""
+    sliders at 0 make the two clips equal; "New seed" draws a seed; steps 0 shows the error on the page, which then
+    still generates; the page fetches nothing from outside the app."""
     from playwright.sync_api import sync_playwright
 
     from tests.browser_helpers import CHROMIUM_FLAGS
@@ -243,6 +243,11 @@ def test_the_page_plays_both_clips_mixes_with_sliders_and_shows_errors(served, c
             adapted, base = generate_and_fetch(page, generate_and_fetch.hrefs)
             assert (audio(adapted) == audio(base)).all()
 
+            seed = page.locator("#seed input")
+            assert seed.input_value() == "0"
+            page.locator("#new-seed").click()
+            page.wait_for_function("() => document.querySelector('#seed input').value !== '0'")
+
             page.locator("#steps input").fill("0")
             page.locator("#generate").click()
             page.get_by_text("Steps must be between 1 and 1000, got 0.").wait_for()
@@ -256,3 +261,26 @@ def test_the_page_plays_both_clips_mixes_with_sliders_and_shows_errors(served, c
     assert not errors, errors
     outside = [r for r in requests if not r.startswith(url) and not r.startswith(("blob:", "data:"))]
     assert not outside, outside
+
+
+@pytest.mark.parametrize("backbone", ["audioldm", "audioldm2"])
+def test_text_encoder_adapters_and_audioldm2_are_heard_through_the_same_session(
+        backbone: str, tiny_model_dir: Path, tiny_audioldm2_dir: Path, tmp_path: Path) -> None:
+    """An adapter on the UNet and the text encoder (CLAP for AudioLDM, T5 for AudioLDM2) changes the adapted clip and
+    weight 0 silences it; the base clip is the model without adapters."""
+    from audioldm_lora.adapter_inputs import load_model, read_adapters
+    from audioldm_lora.app.session import AppRequest, AppSession
+    from tests.adapter_helpers import sites_adapter
+
+    model = tiny_model_dir if backbone == "audioldm" else tiny_audioldm2_dir
+    text_site = "text_encoder" if backbone == "audioldm" else "text_encoder_2"
+    folder = sites_adapter(model, tmp_path / "adapter", seed=5, targets={"unet": "attention", text_site: "WqWv"})
+    files = read_adapters([f"both={folder}"])
+    assert set(files[0].sites) == {"unet", text_site}
+    session = AppSession(load_model(str(model), files, "cpu"), str(model), files, tmp_path / "out")
+    request = AppRequest(prompt="jazz music", steps=2, duration=0.64)
+    pair = session.generate(request)
+    assert abs(audio(str(pair.adapted)) - audio(str(pair.base))).max() > 1e-3
+    silent = session.generate(AppRequest(prompt="jazz music", steps=2, duration=0.64, weights={"both": 0.0}))
+    assert (audio(str(silent.adapted)) == audio(str(silent.base))).all()
+    assert (audio(str(silent.base)) == audio(str(pair.base))).all()
