@@ -198,7 +198,7 @@ def test_the_command_serves_until_ctrl_c(tiny_model_dir: Path, adapters: dict[st
 def test_the_page_plays_both_clips_mixes_with_sliders_and_shows_errors(served, chromium_executable: str,
                                                                        tmp_path: Path) -> None:
     """In headless Chromium: type a prompt, Generate fills both players with clips of the asked duration; the
-    sliders at 0 make the two clips equal; "New seed" draws a seed; steps 0 shows the error on the page, which then
+    sliders at 0 make the two clips equal; "New seed" draws a seed; steps 0 and a negative duration show their errors on the page, which then
     still generates; the page fetches nothing from outside the app."""
     from playwright.sync_api import sync_playwright
 
@@ -252,6 +252,10 @@ def test_the_page_plays_both_clips_mixes_with_sliders_and_shows_errors(served, c
             page.locator("#generate").click()
             page.get_by_text("Steps must be between 1 and 1000, got 0.").wait_for()
             page.locator("#steps input").fill("2")
+            page.locator("#duration input").fill("-1")
+            page.locator("#generate").click()
+            page.get_by_text("Duration must be a positive number of seconds, got -1.0.").wait_for()
+            page.locator("#duration input").fill("0.64")
             page.locator("#weight_jazz input[type=number]").fill("1")
             page.locator("#weight_jazz input[type=number]").press("Enter")
             adapted, base = generate_and_fetch(page, generate_and_fetch.hrefs)
