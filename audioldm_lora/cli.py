@@ -16,6 +16,7 @@ import warnings
 # Tool name -> module exposing ``main(argv: list[str]) -> int``; imported only when called (keeps start-up fast).
 TOOLS: dict[str, str] = {
     "app": "audioldm_lora.commands.app",
+    "build-real-music": "audioldm_demo.commands.build_real_music",
     "build-tiny": "audioldm_demo.commands.build_tiny",
     "build-toy-base": "audioldm_demo.commands.build_toy_base",
     "cache": "audioldm_lora.commands.cache",
