@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-EMBEDDER_SPECS = ("mel-stats", "clap", "clap:<hub id or dir>", "laion:<checkpoint.pt>")
+EMBEDDER_SPECS = ("mel-stats", "crepe", "crepe:full", "clap", "clap:<hub id or dir>", "laion:<checkpoint.pt>")
 """Embedder specifications :func:`metrics.embedders.build_embedder` accepts."""
 
 CLAP_CONVENTIONS: tuple[str, ...] = ("raw", "shifted")

@@ -4,6 +4,7 @@ Importing this package imports neither transformers' CLAP classes nor laion-clap
 """
 
 from metrics.embedders.base import AudioEmbedder, prepare_waveforms, seeded_random_state
+from metrics.embedders.crepe import CrepeEmbedder
 from metrics.embedders.factory import build_embedder
 from metrics.specs import EMBEDDER_SPECS
 from metrics.embedders.hf_clap import DEFAULT_CLAP_MODEL, ClapEmbedder
@@ -15,6 +16,7 @@ __all__ = [
     "EMBEDDER_SPECS",
     "AudioEmbedder",
     "ClapEmbedder",
+    "CrepeEmbedder",
     "LaionClapEmbedder",
     "MelStatisticsEmbedder",
     "build_embedder",

