@@ -18,7 +18,7 @@ from audioldm_demo.tiny import build_tiny_audioldm  # noqa: E402
 # The longest modules, run first: with two workers (`make test`) the toy demo (several minutes) then overlaps the
 # many short tests instead of running alone at the end. `make test` schedules whole files (`--dist loadfile`), so a
 # module fixture (the toy demo's is the whole demo) runs on one worker only.
-LONGEST_FIRST = ("test_toy_learns.py", "test_resume.py", "test_sweep.py", "test_ddp.py", "test_chaos.py")
+LONGEST_FIRST = ("test_toy_learns.py", "test_resume_data_paths.py", "test_resume.py", "test_sweep.py", "test_ddp.py", "test_chaos.py")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
