@@ -24,13 +24,15 @@ def test_mid_epoch_resume_with_the_shipped_callbacks(tiny_model_dir: Path, synth
     """The README's promise as a user runs it: 20 steps straight equal 10, a resume from last.ckpt, 10 more."""
     extra = [*MID_EPOCH, *SITES[sites]]
     if SITES[sites]:
-        straight = fit(tiny_model_dir, synthetic_root, tmp_path / "straight", 20, *extra)
-        fit(tiny_model_dir, synthetic_root, tmp_path / "first", 10, *extra)
-        checkpoint = last_checkpoint(tmp_path / "first")
+        # The data-path tests' shorter run: 8 steps against 4 + 4 (mid-epoch), validating every 4 steps.
+        extra.append("--trainer.val_check_interval=4")
+        straight = fit(tiny_model_dir, synthetic_root, tmp_path / "straight", 8, *extra)
+        fit(tiny_model_dir, synthetic_root, tmp_path / "first", 4, *extra)
+        checkpoint, at, total = last_checkpoint(tmp_path / "first"), 4, 8
     else:
-        straight, checkpoint = straight_tiny_run, tiny_checkpoint_at_10
-    assert torch.load(checkpoint, weights_only=False)["global_step"] == 10
-    resumed = fit(tiny_model_dir, synthetic_root, tmp_path / "resumed", 20, *extra, ckpt=checkpoint)
+        straight, checkpoint, at, total = straight_tiny_run, tiny_checkpoint_at_10, 10, 20
+    assert torch.load(checkpoint, weights_only=False)["global_step"] == at
+    resumed = fit(tiny_model_dir, synthetic_root, tmp_path / "resumed", total, *extra, ckpt=checkpoint)
     assert_same_training(straight, resumed, {"unet", "text_encoder"} if SITES[sites] else {"unet"})
 
 
