@@ -28,11 +28,14 @@ venv: $(STAMP) ## Create .venv and install the project with its test dependencie
 # processes finish in about two thirds of the time one two-threaded process takes (docs/reliability.md).
 TEST_WORKERS ?= 2
 PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist loadfile
+# Bytecode is written even where the environment says not to (PYTHONDONTWRITEBYTECODE=1 on some CI images): the
+# tests start dozens of Python subprocesses, and each would compile the project's modules again.
+TEST_ENV := OMP_NUM_THREADS=1 PYTHONDONTWRITEBYTECODE=
 test: venv ## Run the whole test suite (what CI runs)
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS)
+	$(TEST_ENV) $(BIN)/python -m pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 test-fast: venv ## Run the tests not marked slow
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -m "not slow" $(PYTEST_PARALLEL) $(PYTEST_ARGS)
+	$(TEST_ENV) $(BIN)/python -m pytest -m "not slow" $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 browser: ## Install Debian's Chromium for the listening-test browser tests (root; never downloads a browser build)
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
