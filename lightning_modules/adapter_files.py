@@ -113,7 +113,7 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _safe_name(text: str) -> str:
+def safe_adapter_name(text: str) -> str:
     """A peft adapter name from a folder name (peft names may not contain dots)."""
     return re.sub(r"[^A-Za-z0-9_-]+", "_", text).strip("_") or "adapter"
 
@@ -149,7 +149,7 @@ def parse_adapter_spec(argument: str) -> AdapterSpec:
     if location.suffix == ".safetensors":
         directory, weight_name = location.parent, location.name
     if name is None:
-        name = _safe_name(directory.resolve().name)
+        name = safe_adapter_name(directory.resolve().name)
     elif not _NAME.match(name):
         raise AdapterError(f"--adapter {argument!r}: the name {name!r} may hold only letters, digits, '_' and '-'.")
     return AdapterSpec(name=name, directory=directory, weight=weight, weight_name=weight_name)

@@ -7,8 +7,9 @@ so the page opens comparing the latest adapter with the base.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
+
+from lightning_modules.adapter_files import safe_adapter_name
 
 INFO_FILE = "adapter_info.json"
 
@@ -33,5 +34,4 @@ def discovered_adapters(root: str | Path = "runs", limit: int = 16) -> list[str]
 
 def _name(relative: Path) -> str:
     """An adapter name (letters, digits, '_' and '-') from a path below ``runs/``, without the ``adapters`` level."""
-    parts = [part for part in relative.parts if part != "adapters"]
-    return re.sub(r"[^A-Za-z0-9_-]+", "_", "-".join(parts)).strip("_-") or "adapter"
+    return safe_adapter_name("-".join(part for part in relative.parts if part != "adapters"))

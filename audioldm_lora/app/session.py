@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import re
 import threading
+from contextlib import nullcontext
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,11 +148,10 @@ class AppSession:
                     if progress is not None:
                         progress(offset + 0.5 * (index + 1) / request.steps, f"{arm} clip, step {index + 1}")
 
-                if arm == "base" and self.adapters:
-                    with adapters_disabled(self.backbone):
-                        clips[arm] = self._sample(request, step, sample_clips)
-                else:
-                    clips[arm] = self._sample(request, step, sample_clips)
+                with adapters_disabled(self.backbone) if arm == "base" else nullcontext():
+                    clips[arm] = sample_clips(self.backbone, [request.prompt], [request.seed], request.duration,
+                                              request.steps, request.guidance, request.scheduler,
+                                              request.negative_prompt or None, step)[0]
         stem = clip_stem(0, request.prompt, request.seed)
         paths = {arm: folder / f"{stem}_{arm}.wav" for arm in clips}
         rate = self.backbone.sampling_rate
@@ -164,10 +164,6 @@ class AppSession:
                                                    "file": paths["adapted"].name, **settings})
         mels = _mel_images(clips, folder, stem, request.prompt)
         return ClipPair(paths["adapted"], paths["base"], mels["adapted"], mels["base"], sidecar)
-
-    def _sample(self, request: AppRequest, step: Callable[[int], None], sample_clips: Callable[..., Any]) -> Any:
-        return sample_clips(self.backbone, [request.prompt], [request.seed], request.duration, request.steps,
-                            request.guidance, request.scheduler, request.negative_prompt or None, step)[0]
 
 
 def _mel_images(clips: dict[str, Any], folder: Path, stem: str, prompt: str) -> dict[str, Path]:
