@@ -96,9 +96,12 @@ def run(args: Namespace) -> int:
     print(f"app: serving {url} (bound to {args.host}; no share link, no analytics); clips go to {out}. Ctrl-C stops.",
           flush=True)
     try:
-        page.block_thread()
-    finally:
-        page.close()
+        try:
+            page.block_thread()  # returns on Ctrl-C
+        finally:
+            page.close()
+    except KeyboardInterrupt:  # a second Ctrl-C while the server closes: still a clean stop, no traceback
+        pass
     return 0
 
 
