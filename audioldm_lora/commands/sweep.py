@@ -9,9 +9,9 @@ then write the report.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
-import subprocess
-import sys
 
 from jsonargparse import ArgumentParser, Namespace
 
@@ -22,14 +22,28 @@ from audioldm_lora.tool_convention import run_tool, tool_parser
 
 
 def check_overrides(config: str, point: SweepPoint, extra: list[str]) -> None:
-    """Parse the training config with one point's overrides (``--print_config``), so a misspelt parameter or a
-    value of the wrong type fails before any run starts."""
-    command = [sys.executable, "-m", "audioldm_lora", "fit", "--config", config, *extra, *point.overrides(),
-               "--print_config"]
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode:
-        tail = "\n".join(result.stderr.strip().splitlines()[-6:])
-        raise SweepSpecError(f"The training config {config} rejects the sweep's parameters {point.params}:\n{tail}")
+    """Parse the training config with one point's overrides, so a misspelt parameter or a value of the wrong type
+    fails before any run starts.
+
+    The parse is LightningCLI's own (``--print_config``, which exits after parsing and never builds a model), in
+    this process: a subprocess per point would spend most of its time importing Lightning again.
+    """
+    from audioldm_lora.lightning_cli import build_cli  # imports Lightning: only when a local sweep is checked
+
+    args = ["--config", config, *extra, *point.overrides(), "--print_config"]
+    printed, errors = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(errors):
+        try:
+            build_cli(args, run=False)
+        except SystemExit as stop:
+            code = stop.code
+        else:  # --print_config always exits; reaching here means the parser changed under us
+            raise RuntimeError(f"LightningCLI did not stop after --print_config for {args}")
+    if code not in (0, None):
+        lines = [line for line in errors.getvalue().strip().splitlines() if not line.startswith("(")]  # the parser's
+        tail = "\n".join(lines[-6:])  # own hint names this process, not `lightning fit`
+        raise SweepSpecError(f"The training config {config} rejects the sweep's parameters {point.params}:\n{tail}\n"
+                             f"(`lightning fit --config {config} --help` lists the settings)")
 
 
 def choose_backend(requested: str) -> str:
