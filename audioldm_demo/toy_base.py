@@ -29,9 +29,9 @@ import torch
 from diffusers import DDPMScheduler
 
 from audioldm_demo.griffin_lim_vocoder import GriffinLimVocoder
-from audioldm_demo.synthetic_mels import genre_caption, synthetic_log_mels
 from audioldm_demo.tiny import MODEL_INDEX, build_scheduler, build_text_encoder, build_tokenizer, build_unet, build_vae
 from audioldm_demo.toy_settings import ToyRecipe
+from audioldm_demo.toy_world import CatalogueWorld, SyntheticWorld, ToyWorld, catalogue_digest
 from audioldm_demo.toy_training import Progress, encode_posteriors, latent_scaling_factor, train_unet, train_vae
 from datamodules.atomic_files import staged_directory
 from lightning_modules.audioldm import encode_text
@@ -39,8 +39,6 @@ from lightning_modules.audioldm import encode_text
 log = logging.getLogger(__name__)
 
 RECIPE_FILE = "toy_base.json"
-TRAINING_SET = 1  # synthesis seed sets of the build's clips (see audioldm_demo.synthetic_mels.clip_seed); the
-VAE_SET = 3  # references of audioldm_demo.toy_eval use set 2
 
 
 class ToyBaseError(RuntimeError):
@@ -81,13 +79,37 @@ def ensure_toy_base(directory: str | Path, recipe: ToyRecipe = ToyRecipe(), prog
     return build_toy_base(directory, recipe, overwrite=True, progress=progress)
 
 
+def toy_world(recipe: ToyRecipe) -> ToyWorld:
+    """The world the recipe trains on: its catalogue (checked against the digest it was keyed with) or the
+    procedural genres.
+
+    Raises:
+        ToyBaseError: the catalogue has changed since the recipe was made.
+    """
+    if recipe.catalogue is None:
+        return SyntheticWorld(recipe.caption_template)
+    found = catalogue_digest(recipe.catalogue)
+    if recipe.catalogue_digest and found != recipe.catalogue_digest:
+        raise ToyBaseError(f"The catalogue {recipe.catalogue} has changed since this recipe was made (digest {found}, "
+                           f"not {recipe.catalogue_digest}); build the toy base with --catalogue {recipe.catalogue}.")
+    return CatalogueWorld(recipe.catalogue)
+
+
+def recipe_on_catalogue(recipe: ToyRecipe, root: str | Path) -> ToyRecipe:
+    """``recipe`` over a real-music catalogue: its traditions but the held-out one as genres A..E, the held-out one
+    as F, captions as the catalogue writes them, and the catalogue's digest in the cache key."""
+    world = CatalogueWorld(root)
+    return recipe.with_overrides(genres=tuple(g for g in world.genres if g != world.held_out), held_out=world.held_out,
+                                 catalogue=str(root), catalogue_digest=catalogue_digest(root),
+                                 caption_template="{caption}")
+
+
 def training_data(recipe: ToyRecipe) -> tuple[torch.Tensor, list[str]]:
-    """The UNet's training set: log-mels [N, frames, 64] of genres A..E as defined, and their captions."""
-    mels, captions = [], []
-    for genre in recipe.genres:
-        mels.append(synthetic_log_mels(genre, recipe.clips_per_genre, recipe.duration, recipe.seed * 10 + TRAINING_SET))
-        captions += [genre_caption(genre, recipe.caption_template)] * recipe.clips_per_genre
-    return torch.cat(mels), captions
+    """The UNet's training set: log-mels [N, frames, 64] of genres A..E, and their captions."""
+    world = toy_world(recipe)
+    mels = world.training_log_mels(recipe.genres, recipe.clips_per_genre, recipe.duration, recipe.seed)
+    captions = [world.caption(genre) for genre in recipe.genres for _ in range(recipe.clips_per_genre)]
+    return mels, captions
 
 
 def pitch_shifted_data(recipe: ToyRecipe) -> torch.Tensor:
@@ -97,12 +119,8 @@ def pitch_shifted_data(recipe: ToyRecipe) -> torch.Tensor:
     their own registers only, the toy VAE cannot code a melody in another register, so the held-out genre would be
     out of reach of any UNet; the shifted clips (still only A..E timbres) make it a codec of the register range.
     """
-    rng = np.random.default_rng(recipe.seed)
-    parts = []
-    for genre in recipe.genres:
-        shifts = rng.integers(-recipe.vae_pitch_shift, recipe.vae_pitch_shift + 1, recipe.clips_per_genre).tolist()
-        parts.append(synthetic_log_mels(genre, recipe.clips_per_genre, recipe.duration, recipe.seed * 10 + VAE_SET, shifts))
-    return torch.cat(parts)
+    return toy_world(recipe).vae_log_mels(recipe.genres, recipe.clips_per_genre, recipe.duration, recipe.seed,
+                                          recipe.vae_pitch_shift)
 
 
 def train_toy_components(recipe: ToyRecipe, progress: Progress | None = None) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -10,6 +10,7 @@ significantly more than 10% worse (a rise whose paired interval holds 0 is withi
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,13 +18,14 @@ from typing import Any
 import torch
 
 from datamodules.audio import save_audio
-from audioldm_demo.synthetic_mels import genre_caption, synthetic_waveforms
 from lightning_modules.ab import generate_ab
 from lightning_modules.sampling_settings import SamplingSettings
 from lightning_modules.adapter_files import parse_adapter_spec, read_adapter
 from lightning_modules.adapters import load_adapters
 from lightning_modules.backbone import Backbone, load_backbone
+from audioldm_demo.toy_base import read_recipe
 from audioldm_demo.toy_settings import ToyEvalSettings
+from audioldm_demo.toy_world import CatalogueWorld, SyntheticWorld, ToyWorld
 from metrics import MelStatisticsEmbedder
 from metrics.comparison import compare_reports, comparison_markdown
 from metrics.evaluation import scores_of
@@ -31,7 +33,6 @@ from metrics.genre_scores import LabelledEmbeddings
 from metrics.paired import paired_differences
 
 POOLED = "A..E pooled"  # genres A..E scored as one group: what "the others" are, with 5x the clips of a genre
-REFERENCE_SET = 2  # synthesis seed set of the references (the build uses 1, the LoRA data write_synthetic_dataset's)
 
 
 @dataclass
@@ -49,14 +50,31 @@ class ToyEvalResult:
         return not self.failures
 
 
+def eval_world(settings: ToyEvalSettings) -> ToyWorld:
+    """Where the prompts and references come from: the settings' catalogue, or the procedural genres."""
+    return CatalogueWorld(settings.catalogue) if settings.catalogue else SyntheticWorld(settings.caption_template)
+
+
+def settings_for_base(settings: ToyEvalSettings, base: str | Path) -> ToyEvalSettings:
+    """``settings`` with the genres, held-out genre and catalogue of the toy base at ``base`` when it was built on
+    a real-music catalogue and the settings name none (the report then scores the world the base learned)."""
+    recipe = read_recipe(base)
+    if recipe is None or recipe.catalogue is None or settings.catalogue is not None:
+        return settings
+    return dataclasses.replace(settings, catalogue=recipe.catalogue, held_out=recipe.held_out,
+                               base_genres=recipe.genres)
+
+
 def reference_embeddings(settings: ToyEvalSettings, embedder: MelStatisticsEmbedder) -> LabelledEmbeddings:
-    """Mel-statistics embeddings of fresh synthetic clips of every genre (seed set :data:`REFERENCE_SET`)."""
+    """Embeddings of every genre's reference clips, which no training saw (audioldm_demo/toy_world.py)."""
+    world = eval_world(settings)
     clips, labels = [], []
     for genre in settings.genres:
-        clips.append(synthetic_waveforms(genre, settings.reference_clips, settings.duration, REFERENCE_SET))
+        clips.append(world.reference_waveforms(genre, settings.reference_clips, settings.duration))
         labels += [genre] * settings.reference_clips
     embeddings = embedder.embed_audio(torch.cat(clips), 16_000)
-    return LabelledEmbeddings(embeddings.cpu().numpy(), labels, "synthetic reference clips")
+    source = "catalogue reference clips" if settings.catalogue else "synthetic reference clips"
+    return LabelledEmbeddings(embeddings.cpu().numpy(), labels, source)
 
 
 def significantly_worse(row: dict[str, Any], tolerance: float) -> bool:
@@ -107,10 +125,11 @@ def evaluate_backbone(
     backbone: Backbone, settings: ToyEvalSettings, wav_dir: str | Path | None = None
 ) -> ToyEvalResult:
     """Score ``backbone`` (whose UNet holds the adapter, active) with and without the adapter."""
+    world = eval_world(settings)
     prompts, seeds, labels = [], [], []
     for genre in settings.genres:
         for i in range(settings.clips_per_genre):
-            prompts.append(genre_caption(genre, settings.caption_template))
+            prompts.append(world.caption(genre))
             seeds.append(settings.seed + i)
             labels.append(genre)
     sampling = SamplingSettings(settings.num_inference_steps, settings.guidance_scale, settings.scheduler,
@@ -139,6 +158,7 @@ def evaluate_adapter(
     wav_dir: str | Path | None = None,
 ) -> ToyEvalResult:
     """Load the toy base and the adapter folder (``<run>/adapters/final``) and score base against LoRA."""
+    settings = settings_for_base(settings, base)
     backbone = load_backbone(str(base))
     load_adapters(backbone, [read_adapter(parse_adapter_spec(f"lora={adapter}"))], str(base))
     return evaluate_backbone(backbone, settings, wav_dir)

@@ -47,6 +47,8 @@ class ToyRecipe:
     unet_snr_gamma: float | None = 5.0
     class_embedding_init_scale: float = 10.0
     caption_dropout: float = 0.1
+    catalogue: str | None = None  # a build-real-music folder; None: the procedural genres (audioldm_demo/toy_world.py)
+    catalogue_digest: str = ""  # that folder's manifest and settings (toy_world.catalogue_digest): part of the key
 
     def __post_init__(self) -> None:
         if self.held_out in self.genres:
@@ -84,6 +86,7 @@ class ToyEvalSettings:
     caption_template: str = "{genre} music"
     f_improvement: float = 0.30  # KAD(F) must drop by at least this fraction, significantly
     max_regression: float = 0.10  # KAD on a base genre must not rise by more than this fraction, significantly
+    catalogue: str | None = None  # references and prompts from this build-real-music folder (None: synthetic)
 
     @property
     def genres(self) -> list[str]:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
+import torch
 
 pytest.importorskip("music21", reason="the demo extra (pip install .[demo]); .[dev] installs it")
 pytest.importorskip("midirenderer", reason="the demo extra (pip install .[demo]); .[dev] installs it")
@@ -31,14 +32,19 @@ def digests(root: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_real_music(tmp_path_factory.mktemp("real") / "music", clips_per_genre=3, duration=1.28, seed=0,
-                            genres=GENRES, clips_per_piece=2)
+                            genres=GENRES, clips_per_piece=2, reference_clips=2)
+
+
+def rows_of(root: Path) -> list[dict[str, str]]:
+    with (root / "manifest.csv").open() as handle:
+        return list(csv.DictReader(handle))
 
 
 def test_the_clips_have_the_rate_duration_genres_and_captions_asked(built: Path) -> None:
     assert sorted(p.name for p in built.iterdir() if p.is_dir()) == sorted([*GENRES, "licences"])
-    with (built / "manifest.csv").open() as handle:
-        rows = list(csv.DictReader(handle))
-    assert [r["genre"] for r in rows] == [GENRES[0]] * 3 + [GENRES[1]] * 3
+    rows = rows_of(built)
+    assert [(r["genre"], r["split"]) for r in rows] == [
+        (genre, split) for genre in GENRES for split in ["", "", "", "test", "test"]]
     for row in rows:
         info = sf.info(str(built / row["path"]))
         assert (info.samplerate, info.channels, info.frames) == (16000, 1, 20480)
@@ -52,7 +58,11 @@ def test_no_clip_is_silent_and_each_comes_from_a_recorded_piece(built: Path) -> 
     record = json.loads((built / "catalogue.json").read_text())
     for genre in GENRES:
         clips = record["traditions"][genre]["clips"]
-        assert len(clips) == 3 and len({c["piece"] for c in clips}) >= 2  # at most 2 clips per piece
+        training = [c for c in clips if c["split"] == ""]
+        references = [c for c in clips if c["split"] == "test"]
+        assert len(training) == 3 and len({c["piece"] for c in training}) >= 2  # at most 2 clips per piece
+        assert len(references) == 2  # from pieces no training clip comes from
+        assert not {c["piece"] for c in training} & {c["piece"] for c in references}
         for clip in clips:
             audio, _ = sf.read(str(built / clip["file"]))
             assert (audio ** 2).mean() ** 0.5 >= 0.01, clip
@@ -62,7 +72,7 @@ def test_no_clip_is_silent_and_each_comes_from_a_recorded_piece(built: Path) -> 
 
 def test_the_same_seed_writes_the_same_files_and_another_seed_other_pieces(built: Path, tmp_path: Path) -> None:
     again = build_real_music(tmp_path / "again", clips_per_genre=3, duration=1.28, seed=0, genres=GENRES,
-                             clips_per_piece=2)
+                             clips_per_piece=2, reference_clips=2)
     assert digests(again) == digests(built)
     other = build_real_music(tmp_path / "other", clips_per_genre=3, duration=1.28, seed=1, genres=GENRES,
                              clips_per_piece=2)
@@ -91,7 +101,7 @@ def test_a_piece_that_fails_is_reported_and_a_tradition_that_cannot_fill_its_cli
         raise ValueError("probe: broken encoding")
 
     monkeypatch.setattr(catalogue, "parse_piece", always_fails)
-    with pytest.raises(CatalogueError, match=r"Tradition 'han_folk_song' gave 0 of 2 clips from \d+ pieces; \d+ failed "
+    with pytest.raises(CatalogueError, match=r"Tradition 'han_folk_song' gave 0 of 2 training clips from \d+ pieces; \d+ failed "
                                              r"to parse or render .*probe: broken encoding"):
         build_real_music(tmp_path / "none", clips_per_genre=2, duration=1.28, genres=[HELD_OUT])
     assert not (tmp_path / "none").exists()  # nothing half-written
@@ -104,7 +114,32 @@ def test_the_command_explains_bad_input(tmp_path: Path, capsys: pytest.CaptureFi
     assert "Unknown tradition(s) ['gugak']; choose from" in capsys.readouterr().err
     (tmp_path / "taken").mkdir()
     assert main([str(tmp_path / "taken"), "--genres", f"[{HELD_OUT}]", "--clips-per-genre", "1"]) == 2
-    assert "already exists; pass --overwrite" in capsys.readouterr().err
+    assert "already exists and was not built with these settings" in capsys.readouterr().err
+
+
+def test_a_catalogue_built_with_the_same_settings_is_kept_and_other_settings_are_refused(built: Path) -> None:
+    from audioldm_demo.commands.build_real_music import main
+
+    stamp = (built / "catalogue.json").stat().st_mtime_ns
+    same = ["--genres", f"[{','.join(GENRES)}]", "--clips-per-genre", "3", "--duration", "1.28",
+            "--clips-per-piece", "2", "--reference-clips", "2"]
+    assert main([str(built), *same]) == 0
+    assert (built / "catalogue.json").stat().st_mtime_ns == stamp  # nothing rebuilt
+    assert main([str(built), *same[:-1], "3"]) == 2  # more reference clips: not this catalogue
+    assert (built / "catalogue.json").stat().st_mtime_ns == stamp
+
+
+def test_only_the_start_of_a_long_piece_is_rendered() -> None:
+    """The renderer plays a MIDI file to its last event; the catalogue cuts the file first (a mass movement lasts
+    minutes, a catalogue needs seconds of it), including the late tempo and signature changes that end a file."""
+    from audioldm_demo.real_music.render import render_midi, score_midi
+
+    piece = next(p for p in TRADITIONS[2].pieces(catalogue.corpus_root()) if p.path.name == "madrigal.3.1.mxl")
+    midi = score_midi(catalogue.parse_piece(piece), TRADITIONS[2].program)
+    whole, start = render_midi(midi), render_midi(midi, max_seconds=5.0)
+    assert whole.numel() > 60 * 16000  # the madrigal lasts minutes
+    assert 5.0 * 16000 <= start.numel() <= 7.0 * 16000  # its first 5 s and the last notes' release
+    torch.testing.assert_close(start[: 4 * 16000], whole[: 4 * 16000])
 
 
 def test_every_tradition_renders_a_clip(tmp_path: Path) -> None:

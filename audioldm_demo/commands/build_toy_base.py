@@ -1,4 +1,5 @@
-"""``audioldm-lora build-toy-base DIR``: train the toy AudioLDM on synthetic genres A..E, once (cached by recipe).
+"""``audioldm-lora build-toy-base DIR [--catalogue REAL_MUSIC]``: train the toy AudioLDM on genres A..E, once
+(cached by recipe): a real-music catalogue's traditions, or the procedural genres.
 
 The toy base is what ``configs/demo.yaml`` adapts to the held-out genre F with LoRA (audioldm_demo/toy_base.py).
 A second call with the same recipe finds ``DIR/toy_base.json`` and returns at once.
@@ -23,6 +24,9 @@ def build_parser() -> ArgumentParser:
                         help="output directory (diffusers AudioLDM layout plus toy_base.json)")
     parser.add_argument("--recipe", type=ToyRecipe, default=ToyRecipe(),
                         help="training recipe; changing any field is a new cache key (e.g. --recipe.seed 1)")
+    parser.add_argument("--catalogue", type=str | None, default=None,
+                        help="train on this build-real-music folder's traditions (its held-out one is genre F) "
+                             "instead of the procedural genres")
     parser.add_argument("--overwrite", action="store_true", help="rebuild even when the cache is up to date")
     parser.add_argument("--log-every", type=int, default=100, help="log the training loss every N steps")
     return parser
@@ -33,8 +37,15 @@ def run(args: Namespace) -> int:
     recipe = args.recipe if isinstance(args.recipe, ToyRecipe) else ToyRecipe(**vars(args.recipe))
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     # Training imports torch and diffusers: only after parsing, so that --help answers at once.
-    from audioldm_demo.toy_base import build_toy_base, ensure_toy_base, read_recipe
+    from audioldm_demo.toy_base import build_toy_base, ensure_toy_base, read_recipe, recipe_on_catalogue
     from audioldm_demo.toy_training import log_progress
+    from audioldm_demo.toy_world import WorldError
+
+    if args.catalogue is not None:
+        try:
+            recipe = recipe_on_catalogue(recipe, args.catalogue)
+        except WorldError as error:
+            raise ToolInputError(str(error)) from error
 
     start = time.monotonic()
     if args.overwrite:

@@ -41,10 +41,39 @@ def score_midi(score, program: int, transpose: int = 0) -> bytes:
     return midi.translate.streamToMidiFile(score).writestr()
 
 
-def render_midi(midi_bytes: bytes, sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
-    """The MIDI file played through the soundfont: mono ``[samples]`` at ``sample_rate``."""
+def truncated_midi(midi_bytes: bytes, seconds: float) -> bytes:
+    """The MIDI file without the notes that start after ``seconds`` (notes still sounding then end there).
+
+    A movement of a mass lasts minutes while a catalogue cuts a few seconds from its start; the soundfont renderer
+    plays the whole file, so the file is cut first (pretty_midi reads the tempo map, so this is in seconds).
+    """
+    import pretty_midi
+
+    music = pretty_midi.PrettyMIDI(io.BytesIO(midi_bytes))
+    # The file ends at its last event of any kind (a late tempo, key or time signature change, a lyric), and the
+    # renderer plays up to there: every kind is cut.
+    end_tick = music.time_to_tick(seconds)
+    music._tick_scales = [scale for scale in music._tick_scales if scale[0] < end_tick] or music._tick_scales[:1]
+    for name in ("time_signature_changes", "key_signature_changes", "lyrics", "text_events"):
+        setattr(music, name, [event for event in getattr(music, name) if event.time < seconds])
+    for instrument in music.instruments:
+        instrument.notes = [note for note in instrument.notes if note.start < seconds]
+        for note in instrument.notes:
+            note.end = min(note.end, seconds)
+        instrument.control_changes = [c for c in instrument.control_changes if c.time < seconds]
+        instrument.pitch_bends = [b for b in instrument.pitch_bends if b.time < seconds]
+    out = io.BytesIO()
+    music.write(out)
+    return out.getvalue()
+
+
+def render_midi(midi_bytes: bytes, sample_rate: int = SAMPLE_RATE, max_seconds: float | None = None) -> torch.Tensor:
+    """The MIDI file played through the soundfont (only its first ``max_seconds`` when given): mono ``[samples]``
+    at ``sample_rate``."""
     import midirenderer
 
+    if max_seconds is not None:
+        midi_bytes = truncated_midi(midi_bytes, max_seconds)
     wav = midirenderer.render_wave_from(soundfont()[1], midi_bytes)
     data, rate = sf.read(io.BytesIO(wav), dtype="float32", always_2d=True)
     mono = torch.from_numpy(data.mean(axis=1))
