@@ -14,6 +14,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from lightning.pytorch.utilities import rank_zero_warn
+
 from datamodules.audio import AudioSource
 from datamodules.bad_items import BadItem
 from datamodules.captions import CaptionPolicy
@@ -64,6 +66,12 @@ class FolderSource(IndexedSource):
         return {"kind": self.kind, "root": str(self.root.resolve()), "captions": vars(self.captions)}
 
     def items(self, problems: list[BadItem]) -> list[AudioItem]:
+        manifest = self.root / "manifest.csv"  # build-real-music writes one beside its genre folders, with a split
+        if manifest.is_file() and "split" in manifest.read_text(encoding="utf-8", errors="replace").partition("\n")[0]:
+            rank_zero_warn(
+                f"{manifest} has a split column, which data.init_args.root does not read (a folder splits by "
+                f"fraction, and takes captions from sidecar .txt files or the fallback). To keep its held-out rows "
+                f"out of training, set data.init_args.manifest={manifest} and data.init_args.root=null.")
         return scan_genre_folders(self.root, self.captions, problems)
 
 

@@ -95,3 +95,17 @@ def test_a_genre_without_held_out_files_is_named(tmp_path: Path, synthetic_root:
     dm = GenreAudioDataModule(root=str(root), duration=0.64)
     with pytest.warns(UserWarning, match=r"Genre\(s\) \['gugak'\] have no test file"):
         dm.setup("fit")
+
+
+def test_a_folder_root_beside_a_manifest_with_splits_warns_that_they_are_not_read(tmp_path: Path,
+                                                                                   synthetic_root: Path) -> None:
+    """build-real-music marks its reference clips split=test in manifest.csv; a root pointed at the folder would
+    train on them, so the data module says so and what to set."""
+    import shutil
+
+    root = tmp_path / "genres"
+    shutil.copytree(synthetic_root, root)
+    (root / "manifest.csv").write_text("path,caption,genre,split\n")
+    with pytest.warns(UserWarning, match=r"has a split column, which data.init_args.root does not read.*set "
+                                         r"data.init_args.manifest=.*manifest.csv and data.init_args.root=null"):
+        GenreAudioDataModule(root=str(root), duration=0.64).setup("fit")
