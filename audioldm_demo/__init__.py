@@ -8,9 +8,12 @@ Nothing here is needed to fine-tune a real AudioLDM: it builds what the offline 
 - :mod:`audioldm_demo.synthetic`: procedural genre audio; :class:`audioldm_demo.data.SyntheticGenreDataModule`
   writes it into its own cache folder on first use (``configs/tiny.yaml``, ``configs/demo.yaml``).
 - :mod:`audioldm_demo.toy_base`, :mod:`audioldm_demo.toy_training`, :mod:`audioldm_demo.toy_eval`,
-  :mod:`audioldm_demo.griffin_lim_vocoder`: the toy AudioLDM of ``make demo``, trained on synthetic genres A to E,
-  and its KAD/FAD report on the held-out genre F.
-- :mod:`audioldm_demo.commands`: the ``build-tiny``, ``build-toy-base``, ``toy-report`` and ``synth-data`` tools.
+  :mod:`audioldm_demo.griffin_lim_vocoder`: the toy AudioLDM of ``make demo``, trained on genres A to E of a
+  world (:mod:`audioldm_demo.toy_world`: the procedural genres, or a real-music catalogue), and its KAD/FAD report
+  on the held-out genre F.
+- :mod:`audioldm_demo.real_music`: the real-music catalogue (music21's corpus through a General MIDI soundfont).
+- :mod:`audioldm_demo.commands`: the ``build-tiny``, ``build-toy-base``, ``toy-report``, ``synth-data`` and
+  ``build-real-music`` tools.
 
 The classes are imported lazily (``audioldm_demo.TinyAudioLDMLoRA`` works in a config's ``class_path``) so that a
 tool importing one demo module does not pay for the others.

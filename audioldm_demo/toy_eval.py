@@ -1,9 +1,10 @@
 """Did LoRA teach the toy AudioLDM genre F without breaking A..E? The paper's table, measured offline.
 
-For every genre the same prompt (``"<genre> music"``) and seeds are sampled with the adapter and without it
+For every genre the same prompt (the world's caption: ``"<genre> music"`` for the procedural genres, the
+catalogue's own for real music) and seeds are sampled with the adapter and without it
 (:func:`lightning_modules.ab.generate_ab`: one generator per clip), embedded with the weight-free mel-statistics
-embedder and scored (KAD, FAD with paired intervals; :mod:`metrics.paired`) against freshly synthesized reference clips
-of that genre, drawn from seeds that neither the toy base build nor the LoRA data used. The targets of the demo:
+embedder and scored (KAD, FAD with paired intervals; :mod:`metrics.paired`) against reference clips of that genre
+that neither the toy base build nor the LoRA data used (:mod:`audioldm_demo.toy_world`). The targets of the demo:
 KAD on F at least 30% lower with the adapter, significantly (paired 95% interval below 0), and no genre of A..E
 significantly more than 10% worse (a rise whose paired interval holds 0 is within what 48 clips can tell apart).
 """
@@ -180,7 +181,7 @@ def result_markdown(result: ToyEvalResult) -> str:
     lines = [
         table,
         f"Mel-statistics embedder, {s.clips_per_genre} clips per genre (seeds {s.seed}..{s.seed + s.clips_per_genre - 1}), "
-        f"{s.reference_clips} fresh reference clips per genre, {s.num_inference_steps} {s.scheduler} steps, guidance "
+        f"{s.reference_clips} held-out reference clips per genre, {s.num_inference_steps} {s.scheduler} steps, guidance "
         f"{s.guidance_scale}.",
         f"KAD on {s.held_out}: {change:+.0%} (target: <= -{s.f_improvement:.0%}, significant); A..E, pooled and each: "
         f"not significantly more than {s.max_regression:.0%} worse. Verdict: {verdict}",
