@@ -27,7 +27,8 @@ from lightning_modules.backbone import Backbone, load_backbone
 from audioldm_demo.toy_base import read_recipe
 from audioldm_demo.toy_settings import ToyEvalSettings
 from audioldm_demo.toy_world import CatalogueWorld, SyntheticWorld, ToyWorld
-from metrics import MelStatisticsEmbedder
+from metrics.embedders.base import AudioEmbedder
+from metrics.embedders.factory import build_embedder
 from metrics.comparison import compare_reports, comparison_markdown
 from metrics.evaluation import scores_of
 from metrics.genre_scores import LabelledEmbeddings
@@ -44,6 +45,7 @@ class ToyEvalResult:
     settings: ToyEvalSettings
     failures: list[str] = field(default_factory=list)
     wav_dir: Path | None = None
+    other_rows: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # by embedder spec
 
     @property
     def passed(self) -> bool:
@@ -66,7 +68,7 @@ def settings_for_base(settings: ToyEvalSettings, base: str | Path) -> ToyEvalSet
                                base_genres=recipe.genres)
 
 
-def reference_embeddings(settings: ToyEvalSettings, embedder: MelStatisticsEmbedder) -> LabelledEmbeddings:
+def reference_embeddings(settings: ToyEvalSettings, embedder: AudioEmbedder) -> LabelledEmbeddings:
     """Embeddings of every genre's reference clips, which no training saw (audioldm_demo/toy_world.py)."""
     world = eval_world(settings)
     clips, labels = [], []
@@ -136,22 +138,32 @@ def evaluate_backbone(
     sampling = SamplingSettings(settings.num_inference_steps, settings.guidance_scale, settings.scheduler,
                                 settings.duration)
     lora, base = generate_ab(backbone, prompts, seeds, sampling, batch_size=settings.batch_size)
-    embedder = MelStatisticsEmbedder()
-    reference = reference_embeddings(settings, embedder)
     rate = backbone.sampling_rate
-    scores, pooled = {}, {}
+    if wav_dir is not None:
+        for name, waveforms in (("base", base), ("lora", lora)):
+            _write_wavs(Path(wav_dir) / name, waveforms, labels, seeds, rate)
+    rows = {spec: score_arms(build_embedder(spec), settings, base, lora, labels, rate)
+            for spec in ("mel-stats", *settings.extra_embedders)}
+    primary = rows.pop("mel-stats")
+    return ToyEvalResult(primary, settings, kad_failures(primary, settings),
+                         Path(wav_dir) if wav_dir is not None else None, rows)
+
+
+def score_arms(embedder: AudioEmbedder, settings: ToyEvalSettings, base: torch.Tensor, lora: torch.Tensor,
+               labels: list[str], rate: int) -> dict[str, dict[str, Any]]:
+    """The comparison rows of both arms under one embedder: every genre, A..E pooled and all."""
+    reference = reference_embeddings(settings, embedder)
     pooled_reference = _pool_base_genres(reference, settings)
+    scores, pooled = {}, {}
     for name, waveforms in (("base", base), ("lora", lora)):
         generated = LabelledEmbeddings(embedder.embed_audio(waveforms, rate).cpu().numpy(), labels, name)
         scores[name] = scores_of(generated, reference)
         pooled[name] = scores_of(_pool_base_genres(generated, settings), pooled_reference)
-        if wav_dir is not None:
-            _write_wavs(Path(wav_dir) / name, waveforms, labels, seeds, rate)
     rows = compare_reports(scores["base"].compute(), scores["lora"].compute(),
                            paired_differences(scores["base"], scores["lora"]))
     rows[POOLED] = compare_reports(pooled["base"].compute(), pooled["lora"].compute(),
                                    paired_differences(pooled["base"], pooled["lora"]))[POOLED]
-    return ToyEvalResult(rows, settings, kad_failures(rows, settings), Path(wav_dir) if wav_dir is not None else None)
+    return rows
 
 
 def evaluate_adapter(
@@ -165,16 +177,28 @@ def evaluate_adapter(
     return evaluate_backbone(backbone, settings, wav_dir)
 
 
-def result_markdown(result: ToyEvalResult) -> str:
-    """The paper-style table (genre F first), the targets and their verdict."""
+EMBEDDER_NOTES = {"crepe": "the tiny CREPE pitch network (pitch content and melody, not timbre)",
+                  "crepe:full": "the full CREPE pitch network (pitch content and melody, not timbre)"}
+
+
+def comparison_table(result: ToyEvalResult, rows: dict[str, dict[str, Any]], title: str) -> str:
+    """One embedder's table: genre F first (relabelled), then A..E, pooled and all."""
     s = result.settings
     order = [s.held_out, *s.base_genres, POOLED, "all"]
     held_out = f"{s.held_out} (F, held out)"
-    rows = {g: result.rows[g] for g in order if g in result.rows}
+    rows = {g: rows[g] for g in order if g in rows}
     # F's row is relabelled; its reference set (F's own clips) is relabelled with it, so it is not marked "vs".
     rows = {(held_out if g == s.held_out else g): ({**row, "reference_set": held_out} if g == s.held_out else row)
             for g, row in rows.items()}
-    table = comparison_markdown(rows, f"Toy AudioLDM: base vs LoRA on held-out genre {s.held_out!r} and genres A..E")
+    return comparison_markdown(rows, title)
+
+
+def result_markdown(result: ToyEvalResult) -> str:
+    """The paper-style table (genre F first), the targets and their verdict; then the same comparison under each
+    extra embedder (judged by nothing: the verdict is the mel-statistics table's)."""
+    s = result.settings
+    table = comparison_table(result, result.rows,
+                             f"Toy AudioLDM: base vs LoRA on held-out genre {s.held_out!r} and genres A..E")
     verdict = "PASS" if result.passed else "FAIL: " + "; ".join(result.failures)
     f = result.rows[s.held_out]
     change = (f["kad_lora"] - f["kad_base"]) / abs(f["kad_base"]) if f["kad_base"] else float("nan")
@@ -186,4 +210,7 @@ def result_markdown(result: ToyEvalResult) -> str:
         f"KAD on {s.held_out}: {change:+.0%} (target: <= -{s.f_improvement:.0%}, significant); A..E, pooled and each: "
         f"not significantly more than {s.max_regression:.0%} worse. Verdict: {verdict}",
     ]
+    for spec, rows in result.other_rows.items():
+        note = EMBEDDER_NOTES.get(spec, spec)
+        lines += ["", comparison_table(result, rows, f"The same clips under the {spec!r} embedder: {note}")]
     return "\n".join(lines) + "\n"

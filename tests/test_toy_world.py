@@ -120,3 +120,33 @@ def test_the_real_music_config_preserves_exactly_the_captions_the_toy_base_learn
     with contextlib.redirect_stdout(printed), pytest.raises(SystemExit) as stop:
         build_cli(["--config", str(path), "--print_config"], run=False)
     assert stop.value.code in (0, None) and "han_folk_song" in printed.getvalue()
+
+
+@pytest.mark.slow
+def test_the_report_on_a_catalogue_base_scores_its_references_and_adds_the_crepe_table(catalogue: Path,
+                                                                                        tmp_path: Path) -> None:
+    """toy-report on a base built from a catalogue: the catalogue's captions as prompts and its test clips as
+    references, without being told; ``extra_embedders`` adds the same comparison under CREPE."""
+    pytest.importorskip("torchcrepe", reason="the crepe extra (pip install .[crepe]); .[dev] installs it")
+    from audioldm_demo.commands.toy_report import main as toy_report
+    from lightning_modules.module import AudioLDMLoRA
+
+    base = ensure_toy_base(tmp_path / "toy", recipe_on_catalogue(QUICK, catalogue))
+    module = AudioLDMLoRA(pretrained_model=str(base), adapters={"unet": {"targets": "attention", "rank": 2, "alpha": 2.0}})
+    adapter = module.save_adapter(tmp_path / "run" / "adapters" / "final", step=0)
+    quick = ["--settings.clips_per_genre=2", "--settings.reference_clips=2", "--settings.num_inference_steps=2",
+             "--settings.extra_embedders=[crepe]"]
+    assert toy_report(["--base", str(base), "--adapter", str(adapter), *quick]) == 0
+    out = tmp_path / "run" / "toy-report"
+    record = json.loads((out / "report.json").read_text())
+    genres = {"all", "A..E pooled", *GENRES}
+    assert set(record["rows"]) == genres and set(record["rows_by_extra_embedder"]["crepe"]) == genres
+    assert record["settings"]["catalogue"] == str(catalogue) and record["rows"][HELD_OUT]["n_reference"] == 2
+    crepe = record["rows_by_extra_embedder"]["crepe"][HELD_OUT]
+    assert crepe["kad_base"] != record["rows"][HELD_OUT]["kad_base"]  # another embedding space
+    # An adapter of zeros is the base: both arms' clips, and so their scores, are the same.
+    assert crepe["kad_lora"] == pytest.approx(crepe["kad_base"])
+    report = (out / "report.md").read_text()
+    assert "han_folk_song (F, held out)" in report and "under the 'crepe' embedder: the tiny CREPE pitch network" in report
+    assert sorted(p.name for p in (out / "wavs" / "base").glob("han_folk_song_*.wav")) == [
+        "han_folk_song_seed1000.wav", "han_folk_song_seed1001.wav"]
