@@ -24,7 +24,7 @@ from lightning_modules.sampling_settings import SamplingSettings
 from lightning_modules.adapter_files import parse_adapter_spec, read_adapter
 from lightning_modules.adapters import load_adapters
 from lightning_modules.backbone import Backbone, load_backbone
-from audioldm_demo.toy_base import read_recipe
+from audioldm_demo.toy_base import read_recipe, toy_world
 from audioldm_demo.toy_settings import ToyEvalSettings
 from audioldm_demo.toy_world import CatalogueWorld, SyntheticWorld, ToyWorld
 from metrics.embedders.base import AudioEmbedder
@@ -64,6 +64,7 @@ def settings_for_base(settings: ToyEvalSettings, base: str | Path) -> ToyEvalSet
     recipe = read_recipe(base)
     if recipe is None or recipe.catalogue is None or settings.catalogue is not None:
         return settings
+    toy_world(recipe)  # the catalogue is still the one the base learned (ToyBaseError names it otherwise)
     return dataclasses.replace(settings, catalogue=recipe.catalogue, held_out=recipe.held_out,
                                base_genres=recipe.genres)
 

@@ -42,6 +42,7 @@ USER_ERRORS = (
     "audioldm_lora.lightning_cli:RunConfigurationError",
     "audioldm_lora.ckpt_path:CheckpointPathError",
     "audioldm_demo.toy_base:ToyBaseError",
+    "audioldm_demo.toy_world:WorldError",
     "datamodules.errors:DataSourceError",
     "datamodules.atomic_files:DiskFullError",
     "datamodules.audio:AudioDecodeError",

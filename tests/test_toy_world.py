@@ -78,6 +78,11 @@ def test_a_toy_base_on_the_catalogue_is_keyed_by_it_and_the_report_follows_it(ca
         handle.write(f"{HELD_OUT}/extra.wav,x,{HELD_OUT},test\n")
     with pytest.raises(ToyBaseError, match="has changed since this recipe was made"):
         ensure_toy_base(tmp_path / "stale", stale)
+    record = json.loads((base / RECIPE_FILE).read_text())  # the base's catalogue changes after the build:
+    record["recipe"]["catalogue"] = str(changed)  # the report refuses to score against other references
+    (base / RECIPE_FILE).write_text(json.dumps(record))
+    with pytest.raises(ToyBaseError, match=f"The catalogue {changed} has changed"):
+        settings_for_base(ToyEvalSettings(), base)
 
 
 def test_the_build_command_refuses_a_folder_that_is_not_a_catalogue(tmp_path: Path, capsys) -> None:

@@ -39,13 +39,9 @@ def run(args: Namespace) -> int:
     # Training imports torch and diffusers: only after parsing, so that --help answers at once.
     from audioldm_demo.toy_base import build_toy_base, ensure_toy_base, read_recipe, recipe_on_catalogue
     from audioldm_demo.toy_training import log_progress
-    from audioldm_demo.toy_world import WorldError
 
     if args.catalogue is not None:
-        try:
-            recipe = recipe_on_catalogue(recipe, args.catalogue)
-        except WorldError as error:
-            raise ToolInputError(str(error)) from error
+        recipe = recipe_on_catalogue(recipe, args.catalogue)
 
     start = time.monotonic()
     if args.overwrite:
