@@ -154,14 +154,14 @@ def tool_versions() -> dict[str, str]:
     return {name: version(name) for name in ("music21", "pretty_midi", "midirenderer")}
 
 
-def built_settings(root: Path) -> dict[str, Any] | None:
-    """The settings a catalogue folder was built with (``catalogue.json``), or None when it is not one."""
+def built_settings(root: Path, keys: list[str]) -> dict[str, Any] | None:
+    """The settings named ``keys`` that a catalogue folder was built with (``catalogue.json``), or None when it is
+    not one."""
     try:
         record = json.loads((root / "catalogue.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return {key: record.get(key) for key in ("seed", "duration", "clips_per_genre", "reference_clips",
-                                              "clips_per_piece", "min_rms", "genres", "versions")}
+    return {key: record.get(key) for key in keys}
 
 
 def build_real_music(root: str | Path, clips_per_genre: int = 40, duration: float = 2.56, seed: int = 0,
@@ -191,7 +191,7 @@ def build_real_music(root: str | Path, clips_per_genre: int = 40, duration: floa
                 "reference_clips": reference_clips, "clips_per_piece": clips_per_piece, "min_rms": min_rms,
                 "genres": [t.genre for t in traditions], "versions": tool_versions()}
     if root.exists() and not overwrite:
-        if built_settings(root) == settings:  # the same settings write the same files: the folder is the cache
+        if built_settings(root, list(settings)) == settings:  # the same settings write the same files: the folder is the cache
             return root
         raise FileExistsError(f"{root} already exists and was not built with these settings (or is not a "
                               "catalogue); pass --overwrite to rebuild it, or choose another folder.")
