@@ -69,16 +69,22 @@ def settings_for_base(settings: ToyEvalSettings, base: str | Path) -> ToyEvalSet
                                base_genres=recipe.genres)
 
 
-def reference_embeddings(settings: ToyEvalSettings, embedder: AudioEmbedder) -> LabelledEmbeddings:
-    """Embeddings of every genre's reference clips, which no training saw (audioldm_demo/toy_world.py)."""
+def reference_clips(settings: ToyEvalSettings) -> tuple[torch.Tensor, list[str]]:
+    """Every genre's reference clips, which no training saw (audioldm_demo/toy_world.py), and their genres."""
     world = eval_world(settings)
     clips, labels = [], []
     for genre in settings.genres:
         clips.append(world.reference_waveforms(genre, settings.reference_clips, settings.duration))
         labels += [genre] * settings.reference_clips
-    embeddings = embedder.embed_audio(torch.cat(clips), 16_000)
+    return torch.cat(clips), labels
+
+
+def reference_embeddings(settings: ToyEvalSettings, embedder: AudioEmbedder,
+                         references: tuple[torch.Tensor, list[str]] | None = None) -> LabelledEmbeddings:
+    """``embedder``'s embeddings of :func:`reference_clips` (or of ``references``, already read)."""
+    clips, genres = references if references is not None else reference_clips(settings)
     source = "catalogue reference clips" if settings.catalogue else "synthetic reference clips"
-    return LabelledEmbeddings(embeddings.cpu().numpy(), labels, source)
+    return LabelledEmbeddings(embedder.embed_audio(clips, 16_000).cpu().numpy(), genres, source)
 
 
 def significantly_worse(row: dict[str, Any], tolerance: float) -> bool:
@@ -143,17 +149,18 @@ def evaluate_backbone(
     if wav_dir is not None:
         for name, waveforms in (("base", base), ("lora", lora)):
             _write_wavs(Path(wav_dir) / name, waveforms, labels, seeds, rate)
-    rows = {spec: score_arms(build_embedder(spec), settings, base, lora, labels, rate)
+    references = reference_clips(settings)  # read (or synthesized) once, embedded by each embedder
+    rows = {spec: score_arms(build_embedder(spec), settings, references, base, lora, labels, rate)
             for spec in ("mel-stats", *settings.extra_embedders)}
     primary = rows.pop("mel-stats")
     return ToyEvalResult(primary, settings, kad_failures(primary, settings),
                          Path(wav_dir) if wav_dir is not None else None, rows)
 
 
-def score_arms(embedder: AudioEmbedder, settings: ToyEvalSettings, base: torch.Tensor, lora: torch.Tensor,
-               labels: list[str], rate: int) -> dict[str, dict[str, Any]]:
+def score_arms(embedder: AudioEmbedder, settings: ToyEvalSettings, references: tuple[torch.Tensor, list[str]],
+               base: torch.Tensor, lora: torch.Tensor, labels: list[str], rate: int) -> dict[str, dict[str, Any]]:
     """The comparison rows of both arms under one embedder: every genre, A..E pooled and all."""
-    reference = reference_embeddings(settings, embedder)
+    reference = reference_embeddings(settings, embedder, references)
     pooled_reference = _pool_base_genres(reference, settings)
     scores, pooled = {}, {}
     for name, waveforms in (("base", base), ("lora", lora)):
