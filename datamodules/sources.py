@@ -53,6 +53,12 @@ class IndexedSource(DataSource):
         return item.path
 
 
+def first_line(path: Path) -> str:
+    """The first line of a text file (a manifest's header), without reading the rest."""
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        return handle.readline()
+
+
 class FolderSource(IndexedSource):
     """``root/<genre>/*.wav|flac|mp3|ogg`` with optional sidecar ``.txt`` captions (GTZAN layout)."""
 
@@ -67,7 +73,7 @@ class FolderSource(IndexedSource):
 
     def items(self, problems: list[BadItem]) -> list[AudioItem]:
         manifest = self.root / "manifest.csv"  # build-real-music writes one beside its genre folders, with a split
-        if manifest.is_file() and "split" in manifest.read_text(encoding="utf-8", errors="replace").partition("\n")[0]:
+        if manifest.is_file() and "split" in first_line(manifest):
             rank_zero_warn(
                 f"{manifest} has a split column, which data.init_args.root does not read (a folder splits by "
                 f"fraction, and takes captions from sidecar .txt files or the fallback). To keep its held-out rows "
