@@ -1,14 +1,18 @@
 """Periodic A/B sampling: fixed prompts and seeds with the adapter (A) and without it (B), logged side by side.
 
 Runs once before training (the baseline, where A and B are identical because LoRA's B matrices start at zero) and
-every ``every_n_steps`` optimizer steps. Under DDP the prompt x seed pairs are split over the ranks
+every ``every_n_steps`` optimizer steps. A resumed run does not log a baseline at the step it resumes from: it logs
+the rounds the uninterrupted run logs. B is the frozen base model, so each prompt, seed and setting's B clip is
+generated once per run and reused in every later round (half the sampling cost after the first round). Under DDP the prompt x seed pairs are split over the ranks
 (:mod:`callbacks.rank_share`), each rank generates its share, and the audio is gathered back in order; rank zero
 alone writes and logs it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +76,8 @@ class ABSampling(Callback):
         self.sample_before_training = sample_before_training
         self._last_step = -1
         self.history: list[dict[str, Any]] = []
+        # This rank's B clips per round key (its prompts, seeds and sampling settings): the base never changes.
+        self._base_audio: dict[str, torch.Tensor] = {}
 
     def resolve_prompts(self, trainer: Trainer) -> list[str]:
         if self.prompts:
@@ -95,16 +101,21 @@ class ABSampling(Callback):
         for guidance in self.guidance_scales or [defaults.guidance_scale]:
             rank_zero_info(f"A/B sampling at step {step}: {len(jobs)} clip pair(s), guidance {guidance}")
             lora, base, error = torch.empty(0), torch.empty(0), None
+            settings = defaults.with_overrides(guidance_scale=guidance)
+            base_key = json.dumps({"jobs": [jobs[i] for i in share], "settings": asdict(settings)})
             try:
                 if share:
+                    cached = self._base_audio.get(base_key)
                     lora, base = generate_ab(
                         pl_module.backbone,
                         [jobs[i][0] for i in share],
                         [jobs[i][1] for i in share],
-                        defaults.with_overrides(guidance_scale=guidance),
+                        settings,
                         batch_size=self.batch_size,
+                        with_base=cached is None,
                         progress=clip_progress(f"A/B sampling at step {step}"),
                     )
+                    base = self._base_audio.setdefault(base_key, base if cached is None else cached)
             except Exception as failure:  # every rank must learn of it before the gathers below
                 error = failure
             raise_together(trainer, error, f"A/B sampling at step {step}")
@@ -145,7 +156,8 @@ class ABSampling(Callback):
         raise_together(trainer, error, "ABSampling's start checks")
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self.sample_before_training:
+        # Only a run that starts at step 0 has a baseline to log; a resumed one's was logged by the run it resumes.
+        if self.sample_before_training and trainer.global_step == 0:
             self._maybe_sample(trainer, pl_module)
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from audioldm_lora.lightning_cli import build_cli
+from callbacks.ab_sampling import ABSampling
 from callbacks.evaluation import GenreEvaluation
 from tests.cli_helpers import CONFIG, tiny_args
 
@@ -61,9 +62,26 @@ def assert_same_training(straight, resumed, sites: set[str]) -> None:
                for run in (straight, resumed)]
     assert reports[0]["step"] == reports[1]["step"] == straight.trainer.global_step
     assert reports[0]["rows"] == reports[1]["rows"]
+    assert_same_ab_rounds(straight, resumed)
     straight_opt = straight.trainer.optimizers[0].state_dict()["state"]
     resumed_opt = resumed.trainer.optimizers[0].state_dict()["state"]
     assert straight_opt.keys() == resumed_opt.keys() and straight_opt
     for index in straight_opt:
         for moment in ("exp_avg", "exp_avg_sq"):
             torch.testing.assert_close(resumed_opt[index][moment], straight_opt[index][moment], atol=0, rtol=0)
+
+
+def assert_same_ab_rounds(straight, resumed) -> None:
+    """A/B sampling (when the config has it): the resumed run logs the rounds the uninterrupted run logged after the
+    step it resumed from (no second baseline at that step), with bit-identical A and B clips."""
+    samplers = [[c for c in run.trainer.callbacks if isinstance(c, ABSampling)] for run in (straight, resumed)]
+    if not samplers[0]:
+        return
+    start = torch.load(resumed.trainer.ckpt_path, weights_only=False)["global_step"]
+    straight_rounds = {round_["step"]: round_ for round_ in samplers[0][0].history}
+    resumed_rounds = {round_["step"]: round_ for round_ in samplers[1][0].history}
+    assert list(resumed_rounds) == [step for step in straight_rounds if step > start], (start, list(straight_rounds))
+    for step, round_ in resumed_rounds.items():
+        for expected, actual in zip(straight_rounds[step]["pairs"], round_["pairs"], strict=True):
+            for arm in ("lora", "base"):
+                torch.testing.assert_close(actual[arm], expected[arm], atol=0, rtol=0, msg=f"step {step} {arm}")
