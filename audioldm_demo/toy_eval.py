@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from datamodules.audio import save_audio
+from datamodules.clip_folder import write_sidecar
 from lightning_modules.ab import generate_ab
 from lightning_modules.sampling_settings import SamplingSettings
 from lightning_modules.adapter_files import parse_adapter_spec, read_adapter
@@ -124,11 +125,15 @@ def _pool_base_genres(embeddings: LabelledEmbeddings, settings: ToyEvalSettings)
     return LabelledEmbeddings(embeddings.embeddings, genres, embeddings.source)
 
 
-def _write_wavs(directory: Path, waveforms: torch.Tensor, labels: list[str], seeds: list[int],
+def _write_wavs(directory: Path, waveforms: torch.Tensor, labels: list[str], seeds: list[int], prompts: list[str],
                 sample_rate: int) -> None:
+    """``<genre>_seed<N>.wav`` with a ``.json`` sidecar (prompt, genre, seed): the same stems in both arms' folders,
+    which is how ``audioldm-lora mos build`` pairs them and shows their prompts."""
     directory.mkdir(parents=True, exist_ok=True)
-    for waveform, label, seed in zip(waveforms, labels, seeds):
-        save_audio(directory / f"{label}_seed{seed}.wav", waveform, sample_rate)
+    for waveform, label, seed, prompt in zip(waveforms, labels, seeds, prompts):
+        path = directory / f"{label}_seed{seed}.wav"
+        save_audio(path, waveform, sample_rate)
+        write_sidecar(path, {"prompt": prompt, "genre": label, "seed": seed})
 
 
 def evaluate_backbone(
@@ -148,7 +153,7 @@ def evaluate_backbone(
     rate = backbone.sampling_rate
     if wav_dir is not None:
         for name, waveforms in (("base", base), ("lora", lora)):
-            _write_wavs(Path(wav_dir) / name, waveforms, labels, seeds, rate)
+            _write_wavs(Path(wav_dir) / name, waveforms, labels, seeds, prompts, rate)
     references = reference_clips(settings)  # read (or synthesized) once, embedded by each embedder
     rows = {spec: score_arms(build_embedder(spec), settings, references, base, lora, labels, rate)
             for spec in ("mel-stats", *settings.extra_embedders)}

@@ -87,7 +87,9 @@ class ToyEvalSettings:
     f_improvement: float = 0.30  # KAD(F) must drop by at least this fraction, significantly
     max_regression: float = 0.10  # KAD on a base genre must not rise by more than this fraction, significantly
     catalogue: str | None = None  # references and prompts from this build-real-music folder (None: synthetic)
-    extra_embedders: tuple[str, ...] = ()  # more tables of the same clips (e.g. "crepe"); the verdict is mel-stats'
+    # More tables of the same clips: the CREPE pitch network (a real pretrained network; pitch and melody, not
+    # timbre) judges them too. The verdict stays the mel-statistics table's.
+    extra_embedders: tuple[str, ...] = ("crepe",)
 
     @property
     def genres(self) -> list[str]:

@@ -1,17 +1,18 @@
 """Benchmark: does a few-step solver rank the base and two adapters like many-step DDIM does?
 
-    python benchmarks/bench_eval_sampler.py [--base .cache/toy-audioldm] [--run runs/demo] [--clips 48] [--no-doc]
+    python benchmarks/bench_eval_sampler.py [--base .cache/toy-audioldm] [--run runs/demo-synthetic] [--clips 48]
+        [--no-doc]
 
 The evaluation callbacks sample every evaluation clip at every validation, so their sampler sets the cost of
-evaluating during training. This measures, on the toy base of ``make demo`` and two adapters of different quality
-(the demo run's adapter at step 200, half trained, and its final one), the per-genre KAD (mel-statistics embedder,
-the demo's references and seeds: :mod:`audioldm_demo.toy_eval`) of base, half-trained and final adapter, sampled
-with DDIM at 200 and 100 steps (the reference) and with DPM-Solver++ and UniPC at 10-25 steps. A sampler "orders
+evaluating during training. This measures, on the toy base of ``make demo-synthetic`` and two adapters of
+different quality (the demo run's adapter at step 200, half trained, and its final one), the per-genre KAD
+(mel-statistics embedder, the demo's references and seeds: :mod:`audioldm_demo.toy_eval`) of base, half-trained
+and final adapter, sampled with DDIM at 200 and 100 steps (the reference) and with DPM-Solver++ and UniPC at 10-25 steps. A sampler "orders
 them alike" when, in every genre, it ranks the three models by KAD as DDIM at 200 steps does. Wall time is what one
 model's set of clips (``--clips`` per genre, 6 genres) takes to generate and embed, with one thread.
 
-Missing toy base or demo run: the script runs ``make demo`` first (about 7 minutes). Prints a markdown table and
-rewrites the ``bench_eval_sampler`` section of docs/benchmarks.md.
+Missing toy base or demo run: the script runs ``make demo-synthetic`` first (about 7 minutes). Prints a markdown table
+and rewrites the ``bench_eval_sampler`` section of docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -55,15 +56,16 @@ MODELS = ("base", "step 200", "final")
 
 
 def demo_artifacts(base: Path, run: Path) -> tuple[Path, Path]:
-    """The demo's half-trained and final adapter folders, after running ``make demo`` when they are missing."""
+    """The synthetic demo's half-trained and final adapter folders, after running ``make demo-synthetic`` when they
+    are missing."""
     half, final = run / "adapters" / "step-200", run / "adapters" / "final"
     if not (base / "model_index.json").is_file() or not half.is_dir() or not final.is_dir():
-        print(f"No toy base in {base} or no demo adapters in {run}: running `make demo` first.", flush=True)
-        subprocess.run(["make", "demo", f"TOY_BASE={base}"], cwd=ROOT, check=True)
+        print(f"No toy base in {base} or no demo adapters in {run}: running `make demo-synthetic` first.", flush=True)
+        subprocess.run(["make", "demo-synthetic", f"SYNTHETIC_TOY_BASE={base}"], cwd=ROOT, check=True)
     for folder in (half, final):
         if not folder.is_dir():
-            raise SystemExit(f"{folder} is missing after `make demo`: check configs/demo.yaml's adapter_export "
-                             "(every_n_steps: 200) and trainer.default_root_dir (runs/demo).")
+            raise SystemExit(f"{folder} is missing after `make demo-synthetic`: check configs/demo_synthetic.yaml's "
+                             "adapter_export (every_n_steps: 200) and trainer.default_root_dir (runs/demo-synthetic).")
     return half, final
 
 
@@ -189,14 +191,14 @@ def as_good(results: dict, held_out: str) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--base", type=Path, default=ROOT / ".cache" / "toy-audioldm")
-    parser.add_argument("--run", type=Path, default=ROOT / "runs" / "demo")
+    parser.add_argument("--run", type=Path, default=ROOT / "runs" / "demo-synthetic")
     parser.add_argument("--clips", type=int, default=48, help="clips per genre and model")
     parser.add_argument("--no-doc", action="store_true", help="print only; leave docs/benchmarks.md as it is")
     parser.add_argument("--results", type=Path, default=ROOT / ".cache" / "bench" / "eval_sampler.json",
                         help="where the measurements are written (JSON)")
     parser.add_argument("--reuse", action="store_true", help="rewrite the table from --results without sampling")
     args = parser.parse_args()
-    torch.set_num_threads(1)  # as `make demo` runs: one float summation order, and the timings of one core
+    torch.set_num_threads(1)  # as `make demo-synthetic` runs: one float summation order, and the timings of one core
     if args.reuse:
         results = json.loads(args.results.read_text())
     else:
@@ -209,7 +211,8 @@ def main() -> None:
         "",
         f"`python benchmarks/bench_eval_sampler.py --clips {results['clips']}` on {results['machine']}, one thread.",
         "",
-        f"The toy base of `make demo` (b), the demo run's adapter at step 200 (h, half trained) and its final adapter "
+        f"The toy base of `make demo-synthetic` (b), the demo run's adapter at step 200 (h, half trained) and its final "
+        f"adapter "
         f"(f): {results['clips']} clips per genre and model (seeds 1000..), guidance 2.5, 1.28 s clips, KAD of the "
         f"mel-statistics embedder against the demo's fresh reference clips, on {settings.held_out} (the genre the "
         "adapters learned) and overall (`val/kad`). Between neighbours, `>` or `<` marks a significant paired "

@@ -68,9 +68,13 @@ def test_the_core_module_refuses_a_missing_model_and_the_demo_builds_it(tmp_path
 def test_shipped_recipes_choose_the_demo_classes() -> None:
     import yaml
 
-    for name in ("tiny", "tiny_audioldm2", "demo"):
+    for name in ("tiny", "tiny_audioldm2", "demo_synthetic"):
         config = yaml.safe_load((ROOT / "configs" / f"{name}.yaml").read_text())
         assert config["data"]["class_path"] == "audioldm_demo.SyntheticGenreDataModule", name
+    # The real-music demo reads a build-real-music catalogue with the project's own data module, as a user would.
+    demo = yaml.safe_load((ROOT / "configs" / "demo.yaml").read_text())
+    assert demo["data"]["class_path"] == "datamodules.GenreAudioDataModule"
+    assert demo["model"]["class_path"] == "lightning_modules.AudioLDMLoRA"
     for name, module in (("tiny", "TinyAudioLDMLoRA"), ("tiny_audioldm2", "TinyAudioLDM2LoRA")):
         config = yaml.safe_load((ROOT / "configs" / f"{name}.yaml").read_text())
         assert config["model"]["class_path"] == f"audioldm_demo.{module}", name

@@ -123,10 +123,20 @@ def test_toy_report_writes_the_table_and_checks_the_targets(tmp_path: Path) -> N
     assert "gugak (F, held out)" in (out / "report.md").read_text()
     assert len(list((out / "wavs" / "lora").glob("*.wav"))) == 3 * 6
     assert record["passed"] is (not record["failures"])
+    # The two arms' wavs are a listening test as they are: same stems, sidecars with each clip's prompt and genre.
+    from audioldm_lora.cli import main as cli_main
+
+    page = tmp_path / "listening"
+    wavs = out / "wavs"
+    assert cli_main(["mos", "build", "--system", f"base={wavs / 'base'}", "--system", f"lora={wavs / 'lora'}",
+                     "--out", str(page)]) == 0
+    items = json.loads((tmp_path / "listening.key.json").read_text())["items"]
+    assert len(items) == 3 * 6 and {item["genre"] for item in items} == {QUICK.held_out, *QUICK.genres}
+    assert all(item["prompt"] == item["genre"].replace("_", " ") + " music" for item in items), items[:2]
     assert toy_report(["--base", str(base), "--adapter", str(adapter), "--check", "true", *quick]) == (0 if record["passed"] else 1)
 
 
-def test_demo_config_preserves_exactly_the_prompts_the_toy_base_knows() -> None:
+def test_the_synthetic_demo_config_preserves_exactly_the_prompts_the_toy_base_knows() -> None:
     """The prior prompts are the base genres' captions as the toy renders them ("boom bap music", not
     "boom_bap music"): a prompt the base never saw preserves nothing (this once broke boom_bap, ambient_drone
     and bell_choir in the demo), and the LoRA data is the held-out genre under the same caption template."""
@@ -135,7 +145,7 @@ def test_demo_config_preserves_exactly_the_prompts_the_toy_base_knows() -> None:
     from audioldm_demo.synthetic_mels import genre_caption
     from audioldm_demo.toy_settings import BASE_GENRES, HELD_OUT_GENRE
 
-    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / "demo.yaml").read_text())
+    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / "demo_synthetic.yaml").read_text())
     recipe = ToyRecipe()
     model, data = config["model"]["init_args"], config["data"]["init_args"]
     expected = {genre_caption(g, recipe.caption_template) for g in BASE_GENRES}

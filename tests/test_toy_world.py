@@ -115,7 +115,7 @@ def test_the_real_music_config_preserves_exactly_the_captions_the_toy_base_learn
     from audioldm_demo.real_music.traditions import TRADITIONS
     from audioldm_lora.lightning_cli import build_cli
 
-    path = Path(__file__).resolve().parents[1] / "configs" / "demo_real_music.yaml"
+    path = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
     config = yaml.safe_load(path.read_text())
     model, data = config["model"]["init_args"], config["data"]["init_args"]
     assert model["prior_prompts"] == [t.caption for t in TRADITIONS if t.genre != HELD_OUT] + [""]

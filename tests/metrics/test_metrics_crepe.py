@@ -40,7 +40,20 @@ def test_it_resamples_and_tells_pitches_apart_not_loudness(crepe: CrepeEmbedder)
     assert abs(cents(crepe.strongest_pitch(a4_44k), 440.0)) < 25
     quiet, loud, fifth = crepe.embed_audio([0.2 * tone(440.0), tone(440.0), tone(659.26)], 16_000)
     assert torch.dist(quiet, loud) < 0.2 * torch.dist(loud, fifth)
-    assert crepe.embedder_id == "crepe-tiny-hop160-v1"
+    assert crepe.embedder_id == "crepe-tiny-hop1024-v1"  # 64 ms frames that tile the clip
+
+
+def test_a_clip_embeds_alike_alone_or_in_a_batch_and_at_a_10_ms_hop(crepe: CrepeEmbedder) -> None:
+    """The batch's frames go through the network together; each clip's embedding is still its own. The default
+    hop (one frame) and CREPE's own 10 ms hop hear the same pitches."""
+    clips = [tone(440.0), tone(659.26, seconds=0.7), 0.3 * tone(220.0, seconds=1.3)]
+    together = crepe.embed_audio(clips, 16_000)
+    alone = torch.cat([crepe.embed_audio([clip], 16_000) for clip in clips])
+    torch.testing.assert_close(together, alone, atol=1e-5, rtol=0)
+    fine = CrepeEmbedder(hop_seconds=0.01).embed_audio(clips, 16_000)
+    for default, dense, frequency in zip(together, fine, (440.0, 659.26, 220.0)):
+        assert abs(cents(crepe.strongest_pitch(default), crepe.strongest_pitch(dense))) < 10
+        assert abs(cents(crepe.strongest_pitch(default), frequency)) < 25
 
 
 def test_bins_and_names() -> None:
