@@ -6,11 +6,11 @@ Nothing here is needed to fine-tune a real AudioLDM: it builds what the offline 
   :class:`audioldm_demo.models.TinyAudioLDMLoRA` builds it on first use (``configs/tiny.yaml``);
   :mod:`audioldm_demo.tiny_audioldm2` and ``TinyAudioLDM2LoRA`` the same for AudioLDM2 (``configs/tiny_audioldm2.yaml``).
 - :mod:`audioldm_demo.synthetic`: procedural genre audio; :class:`audioldm_demo.data.SyntheticGenreDataModule`
-  writes it into its own cache folder on first use (``configs/tiny.yaml``, ``configs/demo.yaml``).
+  writes it into its own cache folder on first use (``configs/tiny.yaml``, ``configs/demo_synthetic.yaml``).
 - :mod:`audioldm_demo.toy_base`, :mod:`audioldm_demo.toy_training`, :mod:`audioldm_demo.toy_eval`,
-  :mod:`audioldm_demo.griffin_lim_vocoder`: the toy AudioLDM of ``make demo``, trained on genres A to E of a
-  world (:mod:`audioldm_demo.toy_world`: the procedural genres, or a real-music catalogue), and its KAD/FAD report
-  on the held-out genre F.
+  :mod:`audioldm_demo.griffin_lim_vocoder`: the toy AudioLDM, trained on genres A to E of a world
+  (:mod:`audioldm_demo.toy_world`: a real-music catalogue for ``make demo``, or the procedural genres for
+  ``make demo-synthetic``), and its KAD/FAD report on the held-out genre F.
 - :mod:`audioldm_demo.real_music`: the real-music catalogue (music21's corpus through a General MIDI soundfont).
 - :mod:`audioldm_demo.commands`: the ``build-tiny``, ``build-toy-base``, ``toy-report``, ``synth-data`` and
   ``build-real-music`` tools.

@@ -1,16 +1,18 @@
-"""The toy AudioLDM: a small AudioLDM trained offline on five synthetic genres, so that LoRA has something to adapt.
+"""The toy AudioLDM: a small AudioLDM trained offline on five genres, so that LoRA has something to adapt.
 
 A random tiny model (:mod:`audioldm_demo.tiny`) proves that the code runs; this one proves that it learns. The
 build (``audioldm-lora build-toy-base``, a few minutes on two CPU cores, cached) trains
 
-- the VAE to reconstruct the AudioLDM log-mels of synthetic genres A..E (:data:`audioldm_demo.toy_settings.BASE_GENRES`), and sets its
+- the VAE to reconstruct the AudioLDM log-mels of genres A..E of its world (five traditions of a real-music
+  catalogue for ``make demo``; the procedural :data:`audioldm_demo.toy_settings.BASE_GENRES` otherwise), and sets its
   ``scaling_factor`` to 1 / std of its latents;
 - the UNet on the same clips for text-conditioned denoising with AudioLDM's exact conditioning (L2-normalised CLAP
   ``text_embeds`` as ``class_labels``, captions dropped to "" so that classifier-free guidance works).
 
 The tokenizer and CLAP text encoder stay small, random and frozen (seeded), and the vocoder is Griffin-Lim
-(:class:`audioldm_demo.griffin_lim_vocoder.GriffinLimVocoder`). Genre F (:data:`audioldm_demo.toy_settings.HELD_OUT_GENRE`) is never seen:
-``configs/demo.yaml`` teaches it with LoRA. The result is a normal diffusers AudioLDM directory that
+(:class:`audioldm_demo.griffin_lim_vocoder.GriffinLimVocoder`). Genre F (the catalogue's held-out tradition, or
+:data:`audioldm_demo.toy_settings.HELD_OUT_GENRE`) is never seen: ``configs/demo.yaml``
+(``configs/demo_synthetic.yaml``) teaches it with LoRA. The result is a normal diffusers AudioLDM directory that
 :func:`lightning_modules.backbone.load_backbone` loads, plus ``toy_base.json`` (the recipe and what the build
 measured), which is the cache key: :func:`ensure_toy_base` rebuilds only when the recipe differs.
 """

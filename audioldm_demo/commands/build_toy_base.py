@@ -1,7 +1,9 @@
 """``audioldm-lora build-toy-base DIR [--catalogue REAL_MUSIC]``: train the toy AudioLDM on genres A..E, once
 (cached by recipe): a real-music catalogue's traditions, or the procedural genres.
 
-The toy base is what ``configs/demo.yaml`` adapts to the held-out genre F with LoRA (audioldm_demo/toy_base.py).
+The toy base is what ``configs/demo.yaml`` (on a catalogue; ``configs/demo_synthetic.yaml`` on the procedural
+genres) adapts to the held-out genre F with LoRA (audioldm_demo/toy_base.py). ``make demo`` builds it with
+``--catalogue .cache/real-music --recipe.unet_steps 1400`` (README, 'Choosing the recipe').
 A second call with the same recipe finds ``DIR/toy_base.json`` and returns at once.
 """
 
