@@ -178,10 +178,11 @@ def test_the_command_serves_until_ctrl_c(tiny_model_dir: Path, adapters: dict[st
     errors = tmp_path / "stderr.txt"
     with errors.open("w") as stderr:
         process = subprocess.Popen(
-            [sys.executable, "-m", "audioldm_lora", "app", "--base", str(tiny_model_dir), "--adapter",
-             str(adapters["jazz"]), "--out", str(tmp_path / "clips"), "--steps", "2", "--duration", "0.64",
+            [sys.executable, "-X", "faulthandler", "-m", "audioldm_lora", "app", "--base", str(tiny_model_dir),
+             "--adapter", str(adapters["jazz"]), "--out", str(tmp_path / "clips"), "--steps", "2", "--duration", "0.64",
              "--device", "cpu"],
-            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True)
+            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True,
+            preexec_fn=default_ctrl_c)
     try:
         deadline, line = time.monotonic() + 120, ""
         while "serving" not in line and time.monotonic() < deadline and process.poll() is None:
@@ -197,9 +198,20 @@ def test_the_command_serves_until_ctrl_c(tiny_model_dir: Path, adapters: dict[st
         try:
             process.wait(timeout=60)
         except subprocess.TimeoutExpired:
-            process.kill()
+            signals = [line.strip() for line in Path(f"/proc/{process.pid}/status").read_text().splitlines()
+                       if line.startswith("Sig")]
+            process.send_signal(signal.SIGABRT)  # faulthandler writes every thread's stack to stderr.txt
             process.wait()
+            pytest.fail(f"the app still ran 60 s after Ctrl-C; its signal state {signals}; its threads and stderr:\n"
+                        + errors.read_text()[-6000:])
     assert process.returncode == 0, errors.read_text()[-2000:]
+
+
+def default_ctrl_c() -> None:
+    """In the app's process before it starts: Ctrl-C delivered and handled as a terminal's would be, whatever the
+    test worker's own signal state (a disposition or mask inherited from the worker would be this test's artefact)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 @pytest.mark.browser
