@@ -46,7 +46,7 @@ TOY_BASE ?= .cache/toy-audioldm-real
 # One thread: float sums in one order, so the toy base and the table are the same on any machine (README).
 DEMO_ENV := OMP_NUM_THREADS=1
 # Real music needs twice the procedural world's UNet steps for a toy base that passes across seeds (README, 'Demo').
-demo: venv ## Offline demo (~10 min, 1 CPU): LoRA teaches a toy AudioLDM a musical tradition it never heard; KAD/FAD table
+demo: venv ## Offline demo (~11.5 min, 1 CPU): LoRA teaches a toy AudioLDM a musical tradition it never heard; KAD/FAD table
 	$(DEMO_ENV) $(BIN)/audioldm-lora build-real-music $(REAL_MUSIC) --clips-per-genre 64 --reference-clips 64 --duration 1.28
 	$(DEMO_ENV) $(BIN)/audioldm-lora build-toy-base $(TOY_BASE) --catalogue $(REAL_MUSIC) --recipe.unet_steps 1400
 	$(DEMO_ENV) $(BIN)/lightning fit --config configs/demo.yaml --model.init_args.pretrained_model=$(TOY_BASE) \
