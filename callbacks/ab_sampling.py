@@ -3,9 +3,9 @@
 Runs once before training (the baseline, where A and B are identical because LoRA's B matrices start at zero) and
 every ``every_n_steps`` optimizer steps. A resumed run does not log a baseline at the step it resumes from: it logs
 the rounds the uninterrupted run logs. B is the frozen base model, so each prompt, seed and setting's B clip is
-generated once per run and reused in every later round (half the sampling cost after the first round). Under DDP the prompt x seed pairs are split over the ranks
-(:mod:`callbacks.rank_share`), each rank generates its share, and the audio is gathered back in order; rank zero
-alone writes and logs it.
+generated once per run and reused in every later round (half the sampling cost after the first round). Under DDP the
+prompt x seed pairs are split over the ranks (:mod:`callbacks.rank_share`), each rank generates its share, and the
+audio is gathered back in order; rank zero alone writes and logs it.
 """
 
 from __future__ import annotations

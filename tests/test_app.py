@@ -173,8 +173,8 @@ def test_the_command_serves_until_ctrl_c(tiny_model_dir: Path, adapters: dict[st
     from gradio_client import Client
 
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    # stderr goes to a file, and stdout is drained after the "serving" line: a pipe nobody reads fills up and blocks
-    # the server (it then cannot even stop), which a loaded machine's extra log lines once made happen in the suite.
+    # stderr goes to a file (read back in the failure messages), and stdout is drained after the "serving" line, so
+    # that no pipe can fill up and block the server.
     errors = tmp_path / "stderr.txt"
     with errors.open("w") as stderr:
         process = subprocess.Popen(

@@ -132,7 +132,9 @@ def test_toy_report_writes_the_table_and_checks_the_targets(tmp_path: Path) -> N
                      "--out", str(page)]) == 0
     items = json.loads((tmp_path / "listening.key.json").read_text())["items"]
     assert len(items) == 3 * 6 and {item["genre"] for item in items} == {QUICK.held_out, *QUICK.genres}
-    assert all(item["prompt"] == item["genre"].replace("_", " ") + " music" for item in items), items[:2]
+    from audioldm_demo.synthetic_mels import genre_caption
+
+    assert all(item["prompt"] == genre_caption(item["genre"], QUICK.caption_template) for item in items), items[:2]
     assert toy_report(["--base", str(base), "--adapter", str(adapter), "--check", "true", *quick]) == (0 if record["passed"] else 1)
 
 

