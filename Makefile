@@ -54,7 +54,7 @@ demo: venv ## Offline demo (~11.5 min, 1 CPU): LoRA teaches a toy AudioLDM a mus
 	$(DEMO_ENV) $(BIN)/audioldm-lora toy-report --base $(TOY_BASE) --adapter runs/demo/adapters/final
 
 SYNTHETIC_TOY_BASE ?= .cache/toy-audioldm
-demo-synthetic: venv ## The demo on procedural genres (~7 min, 1 CPU): where the README's conditioning-gain tables come from
+demo-synthetic: venv ## The demo on procedural genres (~8.5 min, 1 CPU): where the README's conditioning-gain tables come from
 	$(DEMO_ENV) $(BIN)/audioldm-lora build-toy-base $(SYNTHETIC_TOY_BASE)
 	$(DEMO_ENV) $(BIN)/lightning fit --config configs/demo_synthetic.yaml --model.init_args.pretrained_model=$(SYNTHETIC_TOY_BASE)
 	$(DEMO_ENV) $(BIN)/audioldm-lora toy-report --base $(SYNTHETIC_TOY_BASE) --adapter runs/demo-synthetic/adapters/final

@@ -11,7 +11,7 @@ sampled with DDIM at 200 and 100 steps (the reference) and with DPM-Solver++ and
 "orders them alike" when, in every genre, it ranks the three models by KAD as DDIM at 200 steps does. Wall time is
 what one model's set of clips (``--clips`` per genre, 6 genres) takes to generate and embed, with one thread.
 
-Missing toy base or demo run: the script runs ``make demo-synthetic`` first (about 7 minutes). Prints a markdown table
+Missing toy base or demo run: the script runs ``make demo-synthetic`` first (about 8.5 minutes). Prints a markdown table
 and rewrites the ``bench_eval_sampler`` section of docs/benchmarks.md.
 """
 
@@ -211,8 +211,8 @@ def main() -> None:
         "",
         f"`python benchmarks/bench_eval_sampler.py --clips {results['clips']}` on {results['machine']}, one thread.",
         "",
-        f"The toy base of `make demo-synthetic` (b), the demo run's adapter at step 200 (h, half trained) and its final "
-        "adapter "
+        "The toy base of `make demo-synthetic` (b), the demo run's adapter at step 200 (h, half trained) and its "
+        "final adapter "
         f"(f): {results['clips']} clips per genre and model (seeds 1000..), guidance 2.5, 1.28 s clips, KAD of the "
         f"mel-statistics embedder against the demo's fresh reference clips, on {settings.held_out} (the genre the "
         "adapters learned) and overall (`val/kad`). Between neighbours, `>` or `<` marks a significant paired "
