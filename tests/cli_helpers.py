@@ -17,7 +17,6 @@ def tiny_args(command: str, model_dir: Path, data_root: Path, run_dir: Path, *ex
         str(config),
         f"--model.init_args.pretrained_model={model_dir}",
         f"--data.init_args.root={data_root}",
-        "--data.init_args.duration=0.64",
         f"--trainer.default_root_dir={run_dir}",
         f"--trainer.logger.init_args.save_dir={run_dir}",
         "--trainer.enable_progress_bar=false",

@@ -73,7 +73,7 @@ def test_it_trains_from_a_latent_cache_of_both_streams(tiny_audioldm2_dir: Path,
 
     cache = tmp_path / "cache"
     overrides = [f"--set+=model.init_args.pretrained_model={tiny_audioldm2_dir}",
-                 f"--set+=data.init_args.root={synthetic_root}", "--set+=data.init_args.duration=0.64",
+                 f"--set+=data.init_args.root={synthetic_root}",
                  "--set+=model.class_path=lightning_modules.AudioLDMLoRA"]
     assert main(["--config", CONFIG, *overrides, "--cache-dir", str(cache), "--crops-per-file", "1"]) == 0
     model = load_cache_index(cache)["model"]

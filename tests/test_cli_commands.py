@@ -56,7 +56,7 @@ def test_validate_test_and_predict(tiny_model_dir: Path, synthetic_root: Path, t
     assert f"lightning test: the adapter of checkpoint {tiny_checkpoint_at_10}" in capsys.readouterr().err
     assert test_loss != val_loss  # the held-out test files, not a copy of validation (they were equal before)
     cli = build_cli(tiny_args("predict", tiny_model_dir, synthetic_root, tmp_path, ckpt,
-                        "--model.init_args.num_inference_steps=3", "--model.init_args.sample_duration=0.64",
+                        "--model.init_args.num_inference_steps=3",
                         "--data.init_args.predict_prompts=[boom bap music, gugak music]",
                         "--data.init_args.predict_seeds_per_prompt=2", "--data.init_args.predict_seed=10"))
     out = Path(cli.trainer.log_dir) / "predictions"

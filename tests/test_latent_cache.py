@@ -124,8 +124,7 @@ def test_cache_command_and_fit_without_the_encoders(tiny_model_dir: Path, synthe
     from tests.cli_helpers import CONFIG, tiny_args
 
     cache = tmp_path / "cache"
-    overrides = [f"--set+=model.init_args.pretrained_model={tiny_model_dir}", f"--set+=data.init_args.root={synthetic_root}",
-                 "--set+=data.init_args.duration=0.64"]
+    overrides = [f"--set+=model.init_args.pretrained_model={tiny_model_dir}", f"--set+=data.init_args.root={synthetic_root}"]
     assert main(["--config", CONFIG, *overrides, "--cache-dir", str(cache), "--crops-per-file", "2"]) == 0
     cli = build_cli(tiny_args("fit", tiny_model_dir, synthetic_root, tmp_path, "--trainer.max_steps=3",
                               f"--data.init_args.latent_cache={cache}", "--data.init_args.cache_crops_per_file=2",

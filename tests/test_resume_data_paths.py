@@ -29,8 +29,7 @@ def latent_cache(model_dir: Path, data_root: Path, tmp_path: Path) -> list[str]:
     from tests.cli_helpers import CONFIG
 
     cache = tmp_path / "cache"
-    overrides = [f"--set+=model.init_args.pretrained_model={model_dir}", f"--set+=data.init_args.root={data_root}",
-                 "--set+=data.init_args.duration=0.64"]
+    overrides = [f"--set+=model.init_args.pretrained_model={model_dir}", f"--set+=data.init_args.root={data_root}"]
     assert main(["--config", CONFIG, *overrides, "--cache-dir", str(cache), "--crops-per-file", "2"]) == 0
     return [f"--data.init_args.latent_cache={cache}", "--data.init_args.cache_crops_per_file=2"]
 

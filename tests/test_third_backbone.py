@@ -116,7 +116,7 @@ def test_it_caches_and_trains_from_the_cache(registry: object, stream_model: Pat
 
     cache = tmp_path / "cache"
     overrides = [f"--set+=model.init_args.pretrained_model={stream_model}",
-                 f"--set+=data.init_args.root={synthetic_root}", "--set+=data.init_args.duration=0.64",
+                 f"--set+=data.init_args.root={synthetic_root}",
                  "--set+=model.class_path=lightning_modules.AudioLDMLoRA"]
     assert main(["--config", CONFIG, *overrides, "--cache-dir", str(cache), "--crops-per-file", "1"]) == 0
     model = load_cache_index(cache)["model"]
