@@ -24,21 +24,38 @@ def fit(model_dir: Path, data_root: Path, run_dir: Path, max_steps: int, *extra:
                                *resume, config=config))
 
 
-def config_with_reference_dir(reference_dir: Path, out: Path) -> Path:
-    """configs/tiny.yaml with ``reference_dir`` given to GenreEvaluation: what a user of WebDataset shards sets,
-    since an unindexed stream has no validation clips to compare with."""
+def tiny_config(out: Path, config: str | Path = CONFIG, reference_dir: Path | None = None,
+                checkpoint_every: int | None = None) -> Path:
+    """configs/tiny.yaml (or ``config``) written to ``out`` with, optionally:
+
+    - ``reference_dir`` given to GenreEvaluation: what a user of WebDataset shards sets, since an unindexed stream
+      has no validation clips to compare with;
+    - checkpoints every ``checkpoint_every`` steps, all kept (``save_top_k: -1``): an uninterrupted run then holds
+      the checkpoint a resume starts from, written at the same point of the loop as the ``last.ckpt`` of a run
+      stopped there (callbacks/resumable_checkpoint.py), which is what a pre-empted job resumes from.
+    """
     import yaml
 
-    config = yaml.safe_load(Path(CONFIG).read_text())
-    (evaluation,) = [c for c in config["trainer"]["callbacks"] if c["class_path"] == "callbacks.GenreEvaluation"]
-    evaluation["init_args"]["reference_dir"] = str(reference_dir)
-    out.write_text(yaml.safe_dump(config))
+    document = yaml.safe_load(Path(config).read_text())
+    callbacks = {c["class_path"]: c for c in document["trainer"]["callbacks"]}
+    if reference_dir is not None:
+        callbacks["callbacks.GenreEvaluation"]["init_args"]["reference_dir"] = str(reference_dir)
+    if checkpoint_every is not None:
+        callbacks["callbacks.ResumableCheckpoint"]["init_args"].update(every_n_train_steps=checkpoint_every,
+                                                                       save_top_k=-1)
+    out.write_text(yaml.safe_dump(document))
     return out
 
 
 def last_checkpoint(run_dir: Path) -> Path:
     """The run's ``last.ckpt``."""
     (path,) = run_dir.glob("*/version_*/checkpoints/last.ckpt")
+    return path
+
+
+def checkpoint_at(run_dir: Path, step: int) -> Path:
+    """The run's scheduled checkpoint of ``step`` (kept by a :func:`tiny_config` with ``checkpoint_every``)."""
+    (path,) = run_dir.glob(f"*/version_*/checkpoints/*-step={step}.ckpt")
     return path
 
 

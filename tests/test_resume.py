@@ -3,7 +3,8 @@
 Every run here is configs/tiny.yaml as shipped (checkpoints, A/B sampling, evaluation, adapter health and waveform
 writing on, validation at step 10) pointed at the test fixtures. Batch size 3 over 9 training files gives 3 steps
 per epoch, so the resume at step 10 lands in the middle of an epoch, where the loader's position matters. Every data
-path: tests/test_resume_data_paths.py.
+path: tests/test_resume_data_paths.py. The slow tier's shorter runs resume from the uninterrupted run's own
+step-4 checkpoint (what a pre-empted job resumes from; written at the loop point of a stop's last.ckpt).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.resume_helpers import MID_EPOCH, assert_same_training, fit, last_checkpoint
+from tests.cli_helpers import CONFIG
+from tests.resume_helpers import MID_EPOCH, assert_same_training, checkpoint_at, fit, last_checkpoint, tiny_config
 
 SITES = {"unet": [], "unet+text_encoder": ["--model.init_args.adapters.text_encoder.targets=WqWv"]}
 
@@ -24,15 +26,16 @@ def test_mid_epoch_resume_with_the_shipped_callbacks(tiny_model_dir: Path, synth
     """The README's promise as a user runs it: 20 steps straight equal 10, a resume from last.ckpt, 10 more."""
     extra = [*MID_EPOCH, *SITES[sites]]
     if SITES[sites]:
-        # The data-path tests' shorter run: 8 steps against 4 + 4 (mid-epoch), validating every 4 steps.
+        # The data-path tests' shorter run: 8 steps against a resume from its step-4 checkpoint (mid-epoch),
+        # validating every 4 steps.
         extra.append("--trainer.val_check_interval=4")
-        straight = fit(tiny_model_dir, synthetic_root, tmp_path / "straight", 8, *extra)
-        fit(tiny_model_dir, synthetic_root, tmp_path / "first", 4, *extra)
-        checkpoint, at, total = last_checkpoint(tmp_path / "first"), 4, 8
+        config = tiny_config(tmp_path / "tiny.yaml", checkpoint_every=4)
+        straight = fit(tiny_model_dir, synthetic_root, tmp_path / "straight", 8, *extra, config=config)
+        checkpoint, at, total = checkpoint_at(tmp_path / "straight", 4), 4, 8
     else:
-        straight, checkpoint, at, total = straight_tiny_run, tiny_checkpoint_at_10, 10, 20
+        straight, checkpoint, at, total, config = straight_tiny_run, tiny_checkpoint_at_10, 10, 20, CONFIG
     assert torch.load(checkpoint, weights_only=False)["global_step"] == at
-    resumed = fit(tiny_model_dir, synthetic_root, tmp_path / "resumed", total, *extra, ckpt=checkpoint)
+    resumed = fit(tiny_model_dir, synthetic_root, tmp_path / "resumed", total, *extra, ckpt=checkpoint, config=config)
     assert_same_training(straight, resumed, {"unet", "text_encoder"} if SITES[sites] else {"unet"})
 
 

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_helpers import CONFIG
-from tests.resume_helpers import MID_EPOCH, assert_same_training, config_with_reference_dir, fit, last_checkpoint
+from tests.resume_helpers import MID_EPOCH, assert_same_training, checkpoint_at, fit, tiny_config
 
 
 def hugging_face(model_dir: Path, data_root: Path, tmp_path: Path) -> list[str]:
@@ -64,12 +63,12 @@ def test_resume_on_every_data_path(tiny_model_dir: Path, synthetic_root: Path, t
     """The same equality on every data path, with workers and genre balancing, and at an epoch's end."""
     extra = [*MID_EPOCH, *DATA_PATHS[path](tiny_model_dir, synthetic_root, tmp_path)]
     # Shards have no indexed validation clips to evaluate against: their users point evaluation at a folder.
-    config = config_with_reference_dir(synthetic_root, tmp_path / "tiny.yaml") if "shards" in path else CONFIG
-    # 8 steps against 4 + 4 (mid-epoch at 3 steps per epoch; an epoch's end at 2), validating (and evaluating)
-    # every 4 steps: shorter than the fast-tier test, the same mechanisms.
+    config = tiny_config(tmp_path / "tiny.yaml", reference_dir=synthetic_root if "shards" in path else None,
+                         checkpoint_every=4)
+    # 8 steps against a resume from the same run's step-4 checkpoint (mid-epoch at 3 steps per epoch; an epoch's
+    # end at 2), validating (and evaluating) every 4 steps: shorter than the fast-tier test, the same mechanisms.
     extra.append("--trainer.val_check_interval=4")
     straight = fit(tiny_model_dir, synthetic_root, tmp_path / "straight", 8, *extra, config=config)
-    fit(tiny_model_dir, synthetic_root, tmp_path / "first", 4, *extra, config=config)
     resumed = fit(tiny_model_dir, synthetic_root, tmp_path / "resumed", 8, *extra, config=config,
-                  ckpt=last_checkpoint(tmp_path / "first"))
+                  ckpt=checkpoint_at(tmp_path / "straight", 4))
     assert_same_training(straight, resumed, {"unet"})
