@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_helpers import CONFIG, tiny_args
+from tests.cli_helpers import tiny_args
+from tests.resume_helpers import checkpoint_at, tiny_config
 
 REPO = Path(__file__).resolve().parents[1]
 AUDIOLDM2_CONFIG = str(REPO / "configs" / "tiny_audioldm2.yaml")
@@ -87,27 +88,29 @@ def test_ddp_fit_trains_and_exports_audioldm2s_t5_site(tiny_audioldm2_dir: Path,
 
 @pytest.mark.slow
 def test_ddp_resume_equals_the_uninterrupted_ddp_run(tiny_model_dir: Path, synthetic_root: Path, tmp_path: Path) -> None:
-    """2 gloo ranks, configs/tiny.yaml's callbacks on: 12 steps straight equal 5 (2-step epochs per rank: the
-    checkpoint is mid-epoch), a resume from last.ckpt and 7 more. Each rank's random stream and loader position
-    are in the checkpoint."""
+    """2 gloo ranks, configs/tiny.yaml's callbacks on: 12 steps straight equal a resume from the same run's step-5
+    checkpoint (2-step epochs per rank: mid-epoch) and 7 more. Each rank's random stream and loader position are in
+    the checkpoint."""
     from safetensors.torch import load_file
 
     import torch
 
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
 
+    config = tiny_config(tmp_path / "tiny.yaml", checkpoint_every=5)
+
     def run(run_dir: Path, steps: int, *extra: str) -> Path:
         args = tiny_args("fit", tiny_model_dir, synthetic_root, run_dir, "--trainer.accelerator=cpu",
                          "--trainer.devices=2", "--trainer.strategy=ddp", f"--trainer.max_steps={steps}",
-                         "--data.init_args.batch_size=2", "--model.init_args.caption_dropout=0.5", *extra)
+                         "--data.init_args.batch_size=2", "--model.init_args.caption_dropout=0.5", *extra,
+                         config=config)
         result = subprocess.run([sys.executable, "-m", "audioldm_lora", *args], cwd=REPO, env=env,
                                 capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, result.stderr[-3000:]
         return next(run_dir.glob("tiny/version_*"))
 
     straight = run(tmp_path / "straight", 12)
-    first = run(tmp_path / "first", 5)
-    checkpoint = first / "checkpoints" / "last.ckpt"
+    checkpoint = checkpoint_at(tmp_path / "straight", 5)
     assert torch.load(checkpoint, weights_only=False)["global_step"] == 5
     resumed = run(tmp_path / "resumed", 12, f"--ckpt_path={checkpoint}")
     expected = load_file(straight / "adapters" / "final" / "pytorch_lora_weights.safetensors")
