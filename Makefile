@@ -27,14 +27,15 @@ venv: $(STAMP) ## Create .venv and install the project with its test dependencie
 # Two pytest workers of one thread each: the tests are many small CPU-bound runs, which two single-threaded
 # processes finish in about two thirds of the time one two-threaded process takes (docs/reliability.md).
 TEST_WORKERS ?= 2
-# --no-loadscope-reorder: xdist otherwise hands out files largest test count first, which started the demo module
-# (8 tests, 12 minutes) after others; tests/conftest.py orders the longest modules first instead.
-PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist loadfile
+# The whole suite keeps tests/conftest.py's longest-first order: xdist otherwise hands out files by test count,
+# which started the demo module (8 tests, 12 minutes) late. The fast tier has no long module and is faster without.
+KEEP_ORDER := --no-loadscope-reorder
 # Bytecode is written even where the environment says not to (PYTHONDONTWRITEBYTECODE=1 on some CI images): the
 # tests start dozens of Python subprocesses, and each would compile the project's modules again.
 TEST_ENV := OMP_NUM_THREADS=1 PYTHONDONTWRITEBYTECODE=
 test: venv ## Run the whole test suite (what CI runs)
-	$(TEST_ENV) $(BIN)/python -m pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS)
+	$(TEST_ENV) $(BIN)/python -m pytest $(PYTEST_PARALLEL) $(KEEP_ORDER) $(PYTEST_ARGS)
 
 test-fast: venv ## Run the tests not marked slow
 	$(TEST_ENV) $(BIN)/python -m pytest -m "not slow" $(PYTEST_PARALLEL) $(PYTEST_ARGS)

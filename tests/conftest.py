@@ -18,7 +18,7 @@ from audioldm_demo.tiny import build_tiny_audioldm  # noqa: E402
 # The longest modules, longest first (from `--durations` of a CI run): with two workers (`make test`) the toy demo
 # (several minutes) then overlaps the many short tests instead of running alone at the end, and no long module is
 # left to start last on one worker while the other idles. `make test` schedules whole files (`--dist loadfile`), so a
-# module fixture (the toy demo's is the whole demo) runs on one worker only. The Makefile passes
+# module fixture (the toy demo's is the whole demo) runs on one worker only. `make test` passes
 # `--no-loadscope-reorder`: xdist (3.5+) otherwise hands files out by test count, largest first, and this order is
 # lost (a timeline of 2026-12-06 showed the demo module starting 110 s late and the workers ending 130 s apart).
 LONGEST_FIRST = ("test_toy_learns.py", "test_resume_data_paths.py", "test_resume.py", "test_sweep.py", "test_ddp.py",
