@@ -1,4 +1,5 @@
-"""The other LightningCLI subcommands, the three entry points, --print_config, and bad-input messages."""
+"""The other LightningCLI subcommands, the `lightning` and `audioldm-lora` entry points (the third, `python -m
+audioldm_lora`, starts every DDP and chaos run), --print_config, and bad-input messages."""
 
 from __future__ import annotations
 
